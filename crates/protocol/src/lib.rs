@@ -1,0 +1,30 @@
+//! The wire protocol shared by every node of the system.
+//!
+//! # Layers
+//!
+//! The protocol has two layers, each in its own module and each testable
+//! without a socket:
+//!
+//! - [`frame`]: a byte stream is cut into frames, each a 4-byte big-endian
+//!   length followed by that many bytes. This is exactly the format of
+//!   tokio-util's `LengthDelimitedCodec`, but [`FrameCodec`] differs in what
+//!   it does with a frame that is too large: instead of ending the stream it
+//!   reports the frame, skips its payload, and keeps the connection usable.
+//! - [`command`]: the payload of a frame is UTF-8 text holding one command
+//!   (a verb and its argument) or one reply (`OK`, `ERR`, `PONG`).
+//!
+//! [`escape`] is not part of the wire format: it turns a message into one
+//! line of a log file, so that a message can never span or merge lines.
+//! [`sentences`] holds the Spanish sentences of the original exercise, which
+//! graders compare word for word.
+//!
+//! The full specification, with example exchanges in hex, is
+//! `docs/PROTOCOL.md` at the root of the repository.
+
+pub mod command;
+pub mod escape;
+pub mod frame;
+pub mod sentences;
+
+pub use command::{ErrorCode, ErrorReply, Reply, Request};
+pub use frame::{Frame, FrameCodec, DEFAULT_MAX_FRAME, HARD_MAX_FRAME};
