@@ -1,0 +1,105 @@
+//! Building and reading the `<left> -> <text>` lines of the log files.
+
+use protocol::escape::{escape_into, unescape};
+
+/// Separator between the two parts of a record, as in the seed's files.
+pub const SEPARATOR: &str = " -> ";
+
+/// A buffer of records to append in one write.
+///
+/// Reusing one `Record` buffer across batches avoids an allocation per line.
+#[derive(Debug, Default)]
+pub struct Record {
+    buf: String,
+    lines: usize,
+}
+
+impl Record {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Record::default()
+    }
+
+    /// Adds `<left> -> <text>\n`, escaping `text`. `left` (an address or a
+    /// time stamp) is written as is.
+    pub fn push(&mut self, left: &str, text: &str) -> &mut Self {
+        self.buf.push_str(left);
+        self.buf.push_str(SEPARATOR);
+        escape_into(text, &mut self.buf);
+        self.buf.push('\n');
+        self.lines += 1;
+        self
+    }
+
+    /// The bytes to append.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.as_bytes()
+    }
+
+    /// How many lines the batch holds.
+    pub fn len(&self) -> usize {
+        self.lines
+    }
+
+    /// Whether the batch holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// Empties the batch, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.lines = 0;
+    }
+}
+
+/// The current local time as the seed's files write it: `2019-10-05 01:57:38`.
+pub fn timestamp() -> String {
+    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Splits a log line into its left part and its unescaped text.
+pub fn parse_record(line: &str) -> Option<(&str, String)> {
+    let (left, text) = line.split_once(SEPARATOR)?;
+    Some((left, unescape(text)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_one_escaped_line_each() {
+        let mut record = Record::new();
+        record
+            .push("172.19.0.3:46274", "Hola")
+            .push("172.19.0.3:46274", "two\nlines");
+        assert_eq!(
+            std::str::from_utf8(record.as_bytes()).unwrap(),
+            "172.19.0.3:46274 -> Hola\n172.19.0.3:46274 -> two\\nlines\n"
+        );
+        assert_eq!(record.len(), 2);
+        record.clear();
+        assert!(record.is_empty());
+    }
+
+    #[test]
+    fn records_parse_back() {
+        let mut record = Record::new();
+        record.push("2019-10-05 01:57:38", "a -> b\\c\r");
+        let line = std::str::from_utf8(record.as_bytes())
+            .unwrap()
+            .trim_end_matches('\n');
+        assert_eq!(
+            parse_record(line),
+            Some(("2019-10-05 01:57:38", "a -> b\\c\r".to_string()))
+        );
+    }
+
+    #[test]
+    fn timestamps_have_the_seed_format() {
+        let stamp = timestamp();
+        assert_eq!(stamp.len(), 19, "{stamp}");
+        assert!(chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S").is_ok());
+    }
+}
