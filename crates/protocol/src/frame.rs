@@ -176,6 +176,17 @@ pub fn encode_frame(payload: &[u8], dst: &mut BytesMut) -> Result<(), FrameError
     Ok(())
 }
 
+/// Appends one frame to `dst` whose payload `write` produces in place, so a
+/// reply is encoded straight into the output buffer with no copy.
+pub fn encode_frame_with(dst: &mut BytesMut, write: impl FnOnce(&mut BytesMut)) {
+    let start = dst.len();
+    dst.put_u32(0);
+    write(dst);
+    let len = dst.len() - start - HEADER_LEN;
+    let len = u32::try_from(len).expect("a frame we encode is under 4 GiB");
+    dst[start..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +210,13 @@ mod tests {
     fn encodes_big_endian_length_then_payload() {
         assert_eq!(frame(b"PING"), b"\x00\x00\x00\x04PING");
         assert_eq!(frame(b""), b"\x00\x00\x00\x00");
+    }
+
+    #[test]
+    fn encodes_in_place_like_encode_frame() {
+        let mut dst = BytesMut::from(&b"before"[..]);
+        encode_frame_with(&mut dst, |buf| buf.put_slice(b"PONG"));
+        assert_eq!(&dst[..], b"before\x00\x00\x00\x04PONG");
     }
 
     #[test]

@@ -27,4 +27,7 @@ pub mod frame;
 pub mod sentences;
 
 pub use command::{ErrorCode, ErrorReply, Reply, Request};
-pub use frame::{Frame, FrameCodec, DEFAULT_MAX_FRAME, HARD_MAX_FRAME};
+pub use frame::{
+    encode_frame, encode_frame_with, Frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME,
+    ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
+};

@@ -1,0 +1,474 @@
+//! A session: one peer's requests, answered in order.
+//!
+//! The same loop serves a client at the server, a client at the headnode and
+//! the headnode at a datanode. It reads frames, parses each into a request,
+//! and answers:
+//!
+//! - `PING` with `PONG`, and bad input with `ERR`, without touching storage;
+//! - the message verb (`SEND` for clients, `STORE` at a datanode) by handing
+//!   the message to a [`MessageStore`].
+//!
+//! # Pipelining and batching
+//!
+//! A peer may send many requests before reading a reply. Whatever frames
+//! have already arrived together are taken as one batch, and all the
+//! messages in it go to the store in one call, which the log-writing nodes
+//! turn into one `write(2)`. Batches are queued in arrival order and their
+//! replies are written in that order, so replies always match requests one
+//! to one, whatever the store does concurrently. At most
+//! [`SessionConfig::max_in_flight`] replies may be owed at once; beyond that
+//! the session stops reading, and TCP pushes back on the peer.
+//!
+//! # Ending
+//!
+//! The session ends when the peer closes its side (after every owed reply is
+//! written), when the framing is lost (after an `ERR FRAMING` reply), or on
+//! shutdown: it stops reading, answers what it already accepted, and closes.
+//! A frame over the maximum is not lost framing: it gets `ERR TOO_LARGE` and
+//! the session goes on.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::BytesMut;
+use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
+use protocol::{
+    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::{codec::FramedRead, sync::CancellationToken};
+
+/// The outcome of storing one message: the sentence to answer with, or why
+/// it could not be stored.
+pub type StoreResult = Result<String, ErrorReply>;
+
+/// Resolves to one [`StoreResult`] per message of a batch, in order.
+pub type StoreFuture = BoxFuture<'static, Vec<StoreResult>>;
+
+/// Where a node puts the messages its peers send.
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores `messages`, which `peer` sent in this order.
+    ///
+    /// Work should start in this call (a write, a dispatch to a datanode);
+    /// the future only waits for it to be confirmed. It must yield exactly
+    /// one result per message, in order.
+    fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture;
+}
+
+impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
+    fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+        (**self).store(peer, messages)
+    }
+}
+
+/// Which verb carries messages on this session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageVerb {
+    /// `SEND`: a client talking to the server or the headnode.
+    Send,
+    /// `STORE`: the headnode talking to a datanode.
+    Store,
+}
+
+/// Limits of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Which verb carries messages.
+    pub verb: MessageVerb,
+    /// Replies owed at most before the session stops reading.
+    pub max_in_flight: usize,
+    /// Frames taken into one batch at most.
+    pub max_batch: usize,
+}
+
+impl SessionConfig {
+    /// Defaults for sessions whose messages use `verb`.
+    pub fn new(verb: MessageVerb) -> Self {
+        SessionConfig {
+            verb,
+            max_in_flight: 4096,
+            max_batch: 256,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The peer closed its side and every reply was written.
+    PeerClosed,
+    /// Shutdown was requested; accepted requests were answered.
+    Shutdown,
+    /// The byte stream stopped being frames; `ERR FRAMING` was sent.
+    FramingLost,
+    /// Reading or writing failed (the peer vanished, a reset).
+    Io(std::io::Error),
+}
+
+type Batch = BoxFuture<'static, Vec<Reply>>;
+
+/// Serves one peer until the session ends.
+///
+/// `reader` may already have been read from: the headnode reads a
+/// connection's first frame to learn its role and passes that frame as
+/// `first`.
+pub async fn run<R, W, S>(
+    mut reader: FramedRead<R, FrameCodec>,
+    mut writer: W,
+    peer: SocketAddr,
+    store: &S,
+    config: SessionConfig,
+    shutdown: &CancellationToken,
+    first: Option<Frame>,
+) -> SessionEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    S: MessageStore + ?Sized,
+{
+    let max_frame = reader.decoder().max_frame();
+    let mut pending: FuturesOrdered<Batch> = FuturesOrdered::new();
+    let mut owed = 0usize;
+    let mut inbox: Vec<Result<Frame, FrameError>> = first.into_iter().map(Ok).collect();
+    let mut end: Option<SessionEnd> = None;
+    let mut out = BytesMut::with_capacity(8 * 1024);
+
+    loop {
+        if !inbox.is_empty() {
+            let (batch, replies, stop) =
+                build_batch(&mut inbox, peer, store, config.verb, max_frame);
+            owed += replies;
+            pending.push_back(batch);
+            if end.is_none() {
+                end = stop;
+            }
+        }
+        if end.is_some() && pending.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(replies) = pending.next(), if !pending.is_empty() => {
+                owed -= encode_replies(&replies, &mut out);
+                // Answer every batch that is already complete with one write.
+                while let Some(Some(replies)) = pending.next().now_or_never() {
+                    owed -= encode_replies(&replies, &mut out);
+                }
+                if let Err(err) = writer.write_all(&out).await {
+                    return SessionEnd::Io(err);
+                }
+                out.clear();
+            }
+            item = reader.next(), if end.is_none() && owed < config.max_in_flight => {
+                match item {
+                    None => end = Some(SessionEnd::PeerClosed),
+                    Some(item) => {
+                        inbox.push(item);
+                        // Take whatever else has already arrived, without waiting.
+                        while inbox.len() < config.max_batch {
+                            match reader.next().now_or_never() {
+                                Some(Some(item)) => inbox.push(item),
+                                Some(None) => {
+                                    end = Some(SessionEnd::PeerClosed);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            _ = shutdown.cancelled(), if end.is_none() => end = Some(SessionEnd::Shutdown),
+        }
+    }
+    if let Err(err) = writer.flush().await {
+        return SessionEnd::Io(err);
+    }
+    let _ = writer.shutdown().await;
+    end.unwrap_or(SessionEnd::PeerClosed)
+}
+
+/// Turns the frames in `inbox` into one batch of replies-to-be.
+///
+/// Returns the batch, how many replies it will yield, and whether the
+/// session must stop reading (lost framing, a read error).
+fn build_batch<S: MessageStore + ?Sized>(
+    inbox: &mut Vec<Result<Frame, FrameError>>,
+    peer: SocketAddr,
+    store: &S,
+    verb: MessageVerb,
+    max_frame: usize,
+) -> (Batch, usize, Option<SessionEnd>) {
+    // Each slot is a reply known now, or `None` for the next stored message.
+    let mut slots: Vec<Option<Reply>> = Vec::with_capacity(inbox.len());
+    let mut messages = Vec::new();
+    let mut stop = None;
+    for item in inbox.drain(..) {
+        match item {
+            Ok(Frame::Data(payload)) => match (Request::parse(&payload), verb) {
+                (Ok(Request::Send(message)), MessageVerb::Send)
+                | (Ok(Request::Store(message)), MessageVerb::Store) => {
+                    messages.push(message);
+                    slots.push(None);
+                }
+                (Ok(Request::Ping), _) => slots.push(Some(Reply::Pong)),
+                (Ok(request), _) => slots.push(Some(wrong_role(&request, verb).into())),
+                (Err(err), _) => slots.push(Some(err.into())),
+            },
+            Ok(Frame::Oversized { len }) => {
+                slots.push(Some(ErrorReply::too_large(len, max_frame).into()));
+            }
+            Err(FrameError::FramingLost { len }) => {
+                slots.push(Some(
+                    ErrorReply::new(
+                        ErrorCode::Framing,
+                        format!(
+                            "a frame header declares {len} bytes: this is not a stream of \
+                             length-prefixed frames; closing"
+                        ),
+                    )
+                    .into(),
+                ));
+                stop = Some(SessionEnd::FramingLost);
+                break;
+            }
+            Err(FrameError::Io(err)) => {
+                stop = Some(SessionEnd::Io(err));
+                break;
+            }
+        }
+    }
+    inbox.clear();
+    let replies = slots.len();
+    let batch: Batch = if messages.is_empty() {
+        let replies: Vec<Reply> = slots.into_iter().flatten().collect();
+        futures::future::ready(replies).boxed()
+    } else {
+        let expected = messages.len();
+        let stored = store.store(peer, messages);
+        async move {
+            let mut results = stored.await.into_iter();
+            debug_assert_eq!(results.len(), expected, "one result per message");
+            slots
+                .into_iter()
+                .map(|slot| {
+                    slot.unwrap_or_else(|| match results.next() {
+                        Some(Ok(sentence)) => Reply::Ok(sentence),
+                        Some(Err(err)) => Reply::Err(err),
+                        None => Reply::Err(ErrorReply::new(
+                            ErrorCode::Storage,
+                            "the store returned no result for this message",
+                        )),
+                    })
+                })
+                .collect()
+        }
+        .boxed()
+    };
+    (batch, replies, stop)
+}
+
+fn wrong_role(request: &Request, verb: MessageVerb) -> ErrorReply {
+    let reason = match (request, verb) {
+        (Request::Send(_), MessageVerb::Store) => "SEND is for clients; this is a datanode link",
+        (Request::Store(_), MessageVerb::Send) => "STORE is for datanodes; clients use SEND",
+        (Request::Register(_), _) => "REGISTER is only accepted by a headnode, as a first command",
+        _ => "this command is not accepted on this connection",
+    };
+    ErrorReply::new(ErrorCode::WrongRole, reason)
+}
+
+/// Appends `replies` as frames to `out`; returns how many.
+fn encode_replies(replies: &[Reply], out: &mut BytesMut) -> usize {
+    for reply in replies {
+        encode_frame_with(out, |buf| reply.write_payload(buf));
+    }
+    replies.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::SinkExt;
+    use protocol::frame::encode_frame;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_util::codec::Framed;
+
+    use super::*;
+
+    /// Answers `stored 'm'` after a delay that shrinks with each batch, so
+    /// that later batches finish first unless the session keeps order.
+    struct SlowEcho {
+        delays: std::sync::Mutex<u64>,
+    }
+
+    impl MessageStore for SlowEcho {
+        fn store(&self, _peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+            let delay = {
+                let mut delays = self.delays.lock().unwrap();
+                *delays = delays.saturating_sub(1);
+                *delays
+            };
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                messages
+                    .into_iter()
+                    .map(|m| {
+                        if m == "fail" {
+                            Err(ErrorReply::new(ErrorCode::Storage, "disk on fire"))
+                        } else {
+                            Ok(format!("stored '{m}'"))
+                        }
+                    })
+                    .collect()
+            }
+            .boxed()
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:4000".parse().unwrap()
+    }
+
+    /// Starts a session on one end of a pipe; returns the other end.
+    fn start(verb: MessageVerb, max_frame: usize) -> (DuplexStream, CancellationToken) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let (read, write) = tokio::io::split(theirs);
+            let reader = FramedRead::new(read, FrameCodec::new(max_frame));
+            let store = SlowEcho {
+                delays: std::sync::Mutex::new(20),
+            };
+            run(
+                reader,
+                write,
+                peer(),
+                &store,
+                SessionConfig::new(verb),
+                &token,
+                None,
+            )
+            .await;
+        });
+        (ours, shutdown)
+    }
+
+    async fn exchange(verb: MessageVerb, requests: &[&[u8]]) -> Vec<String> {
+        let (pipe, _shutdown) = start(verb, 64);
+        let mut framed = Framed::new(pipe, FrameCodec::new(1024));
+        for request in requests {
+            framed.feed(*request).await.unwrap();
+        }
+        SinkExt::<&[u8]>::flush(&mut framed).await.unwrap();
+        let mut replies = Vec::new();
+        for _ in requests {
+            match framed.next().await.unwrap().unwrap() {
+                Frame::Data(payload) => replies.push(String::from_utf8(payload.to_vec()).unwrap()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        replies
+    }
+
+    #[tokio::test]
+    async fn answers_pipelined_requests_in_order() {
+        let requests: Vec<String> = (0..500).map(|n| format!("SEND m{n}")).collect();
+        let requests: Vec<&[u8]> = requests.iter().map(|r| r.as_bytes()).collect();
+        let replies = exchange(MessageVerb::Send, &requests).await;
+        for (n, reply) in replies.iter().enumerate() {
+            assert_eq!(reply, &format!("OK stored 'm{n}'"));
+        }
+    }
+
+    #[tokio::test]
+    async fn mixes_bad_input_with_good_without_losing_order() {
+        let replies = exchange(
+            MessageVerb::Send,
+            &[
+                b"SEND a",
+                b"PING",
+                b"\xff",
+                b"JUMP",
+                b"SEND ",
+                b"STORE x",
+                b"REGISTER dn1",
+                b"SEND fail",
+                b"SEND b",
+            ],
+        )
+        .await;
+        let codes: Vec<&str> = replies
+            .iter()
+            .map(|r| r.split(' ').take(2).last().unwrap())
+            .collect();
+        assert_eq!(replies[0], "OK stored 'a'");
+        assert_eq!(replies[1], "PONG");
+        assert_eq!(
+            &codes[2..8],
+            [
+                "BAD_UTF8",
+                "UNKNOWN_COMMAND",
+                "EMPTY_MESSAGE",
+                "WRONG_ROLE",
+                "WRONG_ROLE",
+                "STORAGE"
+            ]
+        );
+        assert_eq!(replies[8], "OK stored 'b'");
+    }
+
+    #[tokio::test]
+    async fn store_verb_sessions_refuse_send() {
+        let replies = exchange(MessageVerb::Store, &[b"STORE a", b"SEND b"]).await;
+        assert_eq!(replies[0], "OK stored 'a'");
+        assert!(replies[1].starts_with("ERR WRONG_ROLE"), "{}", replies[1]);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_skipped_and_the_session_goes_on() {
+        let big = vec![b'x'; 100];
+        let replies = exchange(MessageVerb::Send, &[&big, b"SEND after"]).await;
+        assert_eq!(
+            replies[0],
+            "ERR TOO_LARGE frame of 100 bytes exceeds the maximum of 64 bytes"
+        );
+        assert_eq!(replies[1], "OK stored 'after'");
+    }
+
+    #[tokio::test]
+    async fn lost_framing_is_answered_then_closed() {
+        let (mut pipe, _shutdown) = start(MessageVerb::Send, 64);
+        let mut bytes = BytesMut::new();
+        encode_frame(b"SEND first", &mut bytes).unwrap();
+        bytes.extend_from_slice(b"hello there\n");
+        pipe.write_all(&bytes).await.unwrap();
+        let mut received = Vec::new();
+        pipe.read_to_end(&mut received).await.unwrap();
+        let mut buf = BytesMut::from(&received[..]);
+        let mut codec = FrameCodec::new(1024);
+        use tokio_util::codec::Decoder;
+        let first = codec.decode(&mut buf).unwrap().unwrap();
+        let second = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(first, Frame::Data("OK stored 'first'".into()));
+        let Frame::Data(second) = second else {
+            panic!()
+        };
+        assert!(second.starts_with(b"ERR FRAMING"), "{second:?}");
+        assert!(buf.is_empty(), "nothing after the framing error");
+    }
+
+    #[tokio::test]
+    async fn shutdown_answers_accepted_requests_then_closes() {
+        let (pipe, shutdown) = start(MessageVerb::Send, 64);
+        let mut framed = Framed::new(pipe, FrameCodec::new(1024));
+        framed.send(&b"SEND slow"[..]).await.unwrap();
+        // Let the session accept it, then ask it to stop.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        shutdown.cancel();
+        let reply = framed.next().await.unwrap().unwrap();
+        assert_eq!(reply, Frame::Data("OK stored 'slow'".into()));
+        assert!(framed.next().await.is_none(), "closed after the last reply");
+    }
+}

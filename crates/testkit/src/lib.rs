@@ -1,0 +1,308 @@
+//! Support for end-to-end tests: the real binaries, started as processes on
+//! 127.0.0.1 with ephemeral ports, and the log files they write.
+//!
+//! A listening node is started with `--listen 127.0.0.1:0`; [`Node::spawn`]
+//! reads its stderr until the `listening on <addr>` line and exposes the
+//! address. Every node is killed when its [`Node`] is dropped, so a failing
+//! test leaves no process behind.
+//!
+//! The binaries are found next to the test executable's `deps/` folder
+//! (`target/debug/`), where `cargo test --workspace` builds them.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+pub use tempfile::TempDir;
+
+/// The path of one of the workspace's binaries.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds every binary",
+        path.display()
+    );
+    path
+}
+
+/// A running node. Killed on drop.
+pub struct Node {
+    name: String,
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    addr: Option<SocketAddr>,
+}
+
+impl Node {
+    /// Starts binary `name` with `args` and waits until it logs
+    /// `listening on <addr>` (give it `--listen 127.0.0.1:0`).
+    pub fn spawn(name: &str, args: &[&str]) -> Node {
+        Node::start(name, args, true)
+    }
+
+    /// Starts binary `name` with `args` without waiting for anything.
+    pub fn spawn_quiet(name: &str, args: &[&str]) -> Node {
+        Node::start(name, args, false)
+    }
+
+    fn start(name: &str, args: &[&str], wait_listening: bool) -> Node {
+        let mut child = Command::new(binary(name))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {name}: {err}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (found, listening) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let lines = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = found.send(addr);
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut node = Node {
+            name: name.to_owned(),
+            child,
+            stderr,
+            addr: None,
+        };
+        if wait_listening {
+            match listening.recv_timeout(Duration::from_secs(20)) {
+                Ok(addr) => node.addr = Some(addr),
+                Err(_) => panic!(
+                    "{name} did not report a listening address:\n{}",
+                    node.stderr()
+                ),
+            }
+        }
+        node
+    }
+
+    /// The address the node listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("this node was not started with spawn()")
+    }
+
+    /// The address as `host:port`, for flags.
+    pub fn addr_string(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the node logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGKILL: the node dies with no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM, as `docker stop` does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.name);
+    }
+
+    /// Waits up to `timeout` for the node to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in a `... listening on <addr>` log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The output of a binary run to completion.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs binary `name` with `args` to completion (killed after `timeout`).
+pub fn run(name: &str, args: &[&str], timeout: Duration) -> Run {
+    run_with_stdin(name, args, None, timeout)
+}
+
+/// Like [`run`], feeding `stdin` to the process.
+pub fn run_with_stdin(name: &str, args: &[&str], stdin: Option<&str>, timeout: Duration) -> Run {
+    use std::io::{Read, Write};
+    let mut child = Command::new(binary(name))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start {name}: {err}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let input = input.to_owned();
+        thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+    }
+    let mut out_pipe = child.stdout.take().expect("stdout is piped");
+    let mut err_pipe = child.stderr.take().expect("stderr is piped");
+    let out = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out_pipe.read_to_string(&mut text);
+        text
+    });
+    let err = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err_pipe.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let status = child.wait().expect("reap the child");
+            let stderr = err.join().unwrap_or_default();
+            panic!("{name} {args:?} still running after {timeout:?} ({status}):\n{stderr}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// The lines of a log file (empty if it does not exist).
+pub fn read_lines(path: impl AsRef<Path>) -> Vec<String> {
+    match std::fs::read_to_string(path.as_ref()) {
+        Ok(text) => {
+            assert!(
+                text.is_empty() || text.ends_with('\n'),
+                "{} ends inside a line",
+                path.as_ref().display()
+            );
+            text.lines().map(str::to_owned).collect()
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => panic!("read {}: {err}", path.as_ref().display()),
+    }
+}
+
+/// Splits each line into its left part and its unescaped text, asserting
+/// that every line is a well-formed record.
+pub fn read_records(path: impl AsRef<Path>) -> Vec<(String, String)> {
+    read_lines(path.as_ref())
+        .iter()
+        .map(|line| {
+            let (left, text) = journal::parse_record(line).unwrap_or_else(|| {
+                panic!("malformed line in {}: {line:?}", path.as_ref().display())
+            });
+            (left.to_owned(), text)
+        })
+        .collect()
+}
+
+/// Whether `left` is a `YYYY-mm-dd HH:MM:SS` time stamp.
+pub fn is_timestamp(left: &str) -> bool {
+    let b = left.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b' ',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_listening_address_in_a_log_line() {
+        assert_eq!(
+            listening_addr("2026-11-26T23:00:00Z  INFO server: listening on 127.0.0.1:41234"),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        assert_eq!(listening_addr("INFO started"), None);
+    }
+
+    #[test]
+    fn recognises_time_stamps() {
+        assert!(is_timestamp("2019-10-05 01:57:38"));
+        assert!(!is_timestamp("172.19.0.3:46274"));
+    }
+}
