@@ -1,0 +1,438 @@
+//! The datanode of Activity 2: a storage node that works for the headnode.
+//!
+//! # What it does
+//!
+//! A datanode does not listen. It dials the headnode (the same port clients
+//! use), announces itself with `REGISTER <name>`, and once the headnode
+//! answers `OK <name>` the direction of the connection reverses: the
+//! headnode sends `STORE <message>` and `PING` requests and the datanode
+//! answers each, in order, with `OK <sentence>` / `ERR ...` and `PONG`.
+//! That side of the link is exactly the session every node shares
+//! ([`node::session::run`]) with `STORE` as its message verb, so pipelining,
+//! batching, bad input and shutdown behave as at the server.
+//!
+//! A stored message becomes one line of `<dir>/data.txt`,
+//! `YYYY-mm-dd HH:MM:SS -> <message, escaped>`; the messages that arrived
+//! together are appended with one `write(2)` ([`journal::Journal`]), and only
+//! after that write (and the `fdatasync` that `--fsync always` asks for) does
+//! the datanode confirm with
+//! `El <name> ha registrado satisfactoriamente el mensaje: '<message>'.`
+//!
+//! # Staying registered
+//!
+//! The headnode may not be up yet, may restart, or may drop the link. In
+//! every case the datanode dials again with exponential back-off and jitter
+//! (resolving the headnode's name again each time, as a recreated container
+//! gets a new address) and registers again. `ERR NAME_TAKEN` means a link
+//! under our name still looks alive to the headnode (typically our own old
+//! link, not yet detected dead): the datanode warns and keeps retrying until
+//! the headnode lets it in. `ERR BAD_ARGUMENT` means the headnode rejects
+//! the name itself; retrying cannot help, so the datanode exits with an error.
+//!
+//! # Shutdown
+//!
+//! On SIGTERM or SIGINT the session stops reading, answers every `STORE` it
+//! already accepted (so what it wrote is confirmed), closes the link and the
+//! process exits with status 0.
+//!
+//! The full description of the link is `docs/protocol-datanode-link.md`.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::Parser;
+use futures::{FutureExt, SinkExt, StreamExt};
+use journal::{timestamp, Durability, Journal, Record};
+use node::{
+    dial::{connect_with_retry, Backoff},
+    session::{self, SessionConfig, SessionEnd},
+    MessageStore, MessageVerb, StoreFuture,
+};
+use protocol::{
+    command::is_valid_name, sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request,
+    DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE,
+};
+use tokio::net::TcpStream;
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::CancellationToken,
+};
+
+/// Name of the file a datanode appends messages to, inside `--dir`.
+pub const DATA_FILE: &str = "data.txt";
+
+/// How long the datanode waits for the headnode's answer to `REGISTER`
+/// before it gives up on that connection and dials again.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configuration of the `datanode` binary. Every flag is also an
+/// environment variable (`DATANODE_<FLAG>`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "datanode",
+    version,
+    about = "Activity 2 storage node: registers with the headnode and appends the messages it \
+             is sent to data.txt"
+)]
+pub struct Config {
+    /// Address of the headnode, `host:port`. The host name is resolved again
+    /// on every connection attempt.
+    #[arg(long, env = "DATANODE_HEADNODE", default_value = "127.0.0.1:10000")]
+    pub headnode: String,
+
+    /// Name to register under (1 to 64 characters from A-Z a-z 0-9 . _ -).
+    /// Defaults to the host name (/proc/sys/kernel/hostname, else $HOSTNAME);
+    /// under Compose, set the service's `hostname:` or this variable.
+    #[arg(long, env = "DATANODE_NAME")]
+    pub name: Option<String>,
+
+    /// Folder of data.txt (created if missing).
+    #[arg(long, env = "DATANODE_DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// When data.txt is forced to disk before a STORE is confirmed: `never`
+    /// (the kernel decides; survives a process crash), `always` (fdatasync
+    /// before confirming, shared by concurrent batches), or an interval such
+    /// as `1s` (a power loss may lose that much).
+    #[arg(long, env = "DATANODE_FSYNC", default_value = "never")]
+    pub fsync: Durability,
+
+    /// Largest client message accepted, in bytes. STORE frames may be up to
+    /// this plus 1 KiB, as they wrap a client's message.
+    #[arg(long, env = "DATANODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+}
+
+impl Config {
+    /// The name to register under: `--name`, or else the host name.
+    pub fn node_name(&self) -> Result<String, Error> {
+        let name = match &self.name {
+            Some(name) => name.trim().to_owned(),
+            None => host_name().ok_or_else(|| {
+                Error::Config(
+                    "no --name given and the host name is unknown \
+                     (neither /proc/sys/kernel/hostname nor $HOSTNAME)"
+                        .into(),
+                )
+            })?,
+        };
+        if is_valid_name(&name) {
+            Ok(name)
+        } else {
+            Err(Error::Config(format!(
+                "'{name}' is not a valid datanode name: use 1 to {} characters from \
+                 A-Z a-z 0-9 . _ -",
+                protocol::command::MAX_NAME_LEN
+            )))
+        }
+    }
+}
+
+/// The host name, as the kernel or the environment gives it.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
+
+/// Why a datanode stopped.
+#[derive(Debug)]
+pub enum Error {
+    /// The configuration cannot work (a bad name); fix it and start again.
+    Config(String),
+    /// data.txt could not be opened.
+    Io(io::Error),
+    /// The headnode refused our name as invalid: retrying cannot help.
+    Refused(ErrorReply),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Config(reason) => f.write_str(reason),
+            Error::Io(err) => write!(f, "{err}"),
+            Error::Refused(err) => write!(f, "the headnode refused to register us: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Runs the datanode until `shutdown` is cancelled (or a fatal error).
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let name = config.node_name()?;
+    let path = config.dir.join(DATA_FILE);
+    let journal = Journal::open(&path, config.fsync).map_err(|err| {
+        Error::Io(io::Error::new(
+            err.kind(),
+            format!("open {}: {err}", path.display()),
+        ))
+    })?;
+    tracing::info!(
+        %name,
+        headnode = %config.headnode,
+        data = %path.display(),
+        fsync = %config.fsync,
+        "datanode starting"
+    );
+    let store = DataStore::new(journal, name.clone());
+    let max_frame = config.max_frame.saturating_add(ENVELOPE_ALLOWANCE);
+    // Waits between registrations that did not lead to a working link.
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        let stream = tokio::select! {
+            stream = connect_with_retry(&config.headnode, None) => stream,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        match stream {
+            Ok(stream) => match serve_link(stream, &name, &store, max_frame, &shutdown).await {
+                LinkEnd::Shutdown => return Ok(()),
+                LinkEnd::Fatal(err) => return Err(Error::Refused(err)),
+                LinkEnd::Served => backoff.reset(),
+                LinkEnd::Retry => {}
+            },
+            Err(err) => tracing::warn!(headnode = %config.headnode, %err, "cannot connect"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// How one connection to the headnode ended.
+enum LinkEnd {
+    /// Shutdown was requested.
+    Shutdown,
+    /// We were registered and served the headnode until the link ended.
+    Served,
+    /// Registration did not succeed this time; try again later.
+    Retry,
+    /// The headnode refused the name itself.
+    Fatal(ErrorReply),
+}
+
+/// Registers on `stream`, then serves the headnode's requests on it.
+async fn serve_link(
+    stream: TcpStream,
+    name: &str,
+    store: &DataStore,
+    max_frame: usize,
+    shutdown: &CancellationToken,
+) -> LinkEnd {
+    let peer = stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (read, write) = stream.into_split();
+    let mut reader = FramedRead::new(read, FrameCodec::new(max_frame));
+    let mut writer = FramedWrite::new(write, FrameCodec::new(max_frame));
+    let register = Request::Register(name.to_owned()).to_payload();
+    if let Err(err) = writer.send(register).await {
+        tracing::warn!(%peer, %err, "could not send REGISTER");
+        return LinkEnd::Retry;
+    }
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(REGISTER_TIMEOUT, reader.next()) => answer,
+        _ = shutdown.cancelled() => return LinkEnd::Shutdown,
+    };
+    let reply = match answer {
+        Ok(Some(Ok(Frame::Data(payload)))) => Reply::parse(&payload),
+        Ok(None) => {
+            tracing::warn!(%peer, "the headnode closed the connection before answering REGISTER");
+            return LinkEnd::Retry;
+        }
+        Ok(Some(Ok(Frame::Oversized { len }))) => {
+            tracing::warn!(%peer, len, "oversized answer to REGISTER");
+            return LinkEnd::Retry;
+        }
+        Ok(Some(Err(err))) => {
+            tracing::warn!(%peer, %err, "lost the connection while registering");
+            return LinkEnd::Retry;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, timeout = ?REGISTER_TIMEOUT, "no answer to REGISTER");
+            return LinkEnd::Retry;
+        }
+    };
+    match reply {
+        Some(Reply::Ok(_)) => {}
+        Some(Reply::Err(err)) if err.code == ErrorCode::NameTaken => {
+            tracing::warn!(
+                %peer,
+                %name,
+                "the headnode says a live datanode already holds our name \
+                 (maybe our previous link, not yet detected dead); retrying"
+            );
+            return LinkEnd::Retry;
+        }
+        Some(Reply::Err(err)) if err.code == ErrorCode::BadArgument => return LinkEnd::Fatal(err),
+        Some(Reply::Err(err)) => {
+            tracing::warn!(%peer, %err, "registration refused; retrying");
+            return LinkEnd::Retry;
+        }
+        other => {
+            tracing::warn!(%peer, reply = ?other, "unexpected answer to REGISTER; retrying");
+            return LinkEnd::Retry;
+        }
+    }
+    tracing::info!(%peer, "registered with headnode as {name}");
+    // From now on the headnode asks and we answer: the shared session loop.
+    let writer = writer.into_inner();
+    let end = session::run(
+        reader,
+        writer,
+        peer,
+        store,
+        SessionConfig::new(MessageVerb::Store),
+        shutdown,
+        None,
+    )
+    .await;
+    match end {
+        SessionEnd::Shutdown => LinkEnd::Shutdown,
+        SessionEnd::PeerClosed => {
+            tracing::warn!(%peer, "the headnode closed the link; registering again");
+            LinkEnd::Served
+        }
+        SessionEnd::FramingLost => {
+            tracing::warn!(%peer, "the headnode's stream lost its framing; registering again");
+            LinkEnd::Served
+        }
+        SessionEnd::Io(err) => {
+            tracing::warn!(%peer, %err, "lost the link to the headnode; registering again");
+            LinkEnd::Served
+        }
+    }
+}
+
+/// Appends stored messages to data.txt and confirms them.
+#[derive(Debug, Clone)]
+pub struct DataStore {
+    journal: Journal,
+    name: String,
+}
+
+impl DataStore {
+    /// A store writing to `journal`, confirming under `name`.
+    pub fn new(journal: Journal, name: String) -> Self {
+        DataStore { journal, name }
+    }
+
+    /// The path of data.txt.
+    pub fn path(&self) -> &Path {
+        self.journal.path()
+    }
+}
+
+impl MessageStore for DataStore {
+    fn store(&self, _peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+        let stamp = timestamp();
+        let mut record = Record::new();
+        for message in &messages {
+            record.push(&stamp, message);
+        }
+        let journal = self.journal.clone();
+        let mut write = Box::pin(async move { journal.append(record.as_bytes()).await });
+        // Poll once now: the write(2) happens in this call, so data.txt keeps
+        // the order in which the STOREs arrived even though the session may
+        // poll the batches' futures in any order.
+        let started = (&mut write).now_or_never();
+        let name = self.name.clone();
+        async move {
+            let written = match started {
+                Some(result) => result,
+                None => write.await,
+            };
+            match written {
+                Ok(()) => messages
+                    .iter()
+                    .map(|message| Ok(sentences::datanode_stored(&name, message)))
+                    .collect(),
+                Err(err) => {
+                    tracing::error!(%err, "could not append to data.txt");
+                    let reply = ErrorReply::new(
+                        ErrorCode::Storage,
+                        format!("cannot write data.txt: {err}"),
+                    );
+                    messages.iter().map(|_| Err(reply.clone())).collect()
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: Option<&str>) -> Config {
+        Config::parse_from(
+            ["datanode"]
+                .into_iter()
+                .chain(name.map(|name| ["--name", name]).into_iter().flatten()),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let config = config(Some("dn1"));
+        assert_eq!(config.headnode, "127.0.0.1:10000");
+        assert_eq!(config.dir, PathBuf::from("."));
+        assert_eq!(config.fsync, Durability::Never);
+        assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(config(Some("datanode1")).node_name().unwrap(), "datanode1");
+        assert!(matches!(
+            config(Some("../etc")).node_name(),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            config(Some("two words")).node_name(),
+            Err(Error::Config(_))
+        ));
+        // Without --name the host name is used; on Linux it exists.
+        if host_name().is_some_and(|name| is_valid_name(&name)) {
+            assert_eq!(config(None).node_name().ok(), host_name());
+        }
+    }
+
+    #[tokio::test]
+    async fn stores_escaped_lines_then_confirms() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path().join(DATA_FILE), Durability::Never).unwrap();
+        let store = DataStore::new(journal, "dn1".into());
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let first = store.store(peer, vec!["Hola".into(), "two\nlines".into()]);
+        let second = store.store(peer, vec!["Adiós".into()]);
+        // Awaited in reverse: the file still has the order of the calls.
+        let second = second.await;
+        let first = first.await;
+        assert_eq!(
+            first,
+            vec![
+                Ok(sentences::datanode_stored("dn1", "Hola")),
+                Ok(sentences::datanode_stored("dn1", "two\nlines")),
+            ]
+        );
+        assert_eq!(second, vec![Ok(sentences::datanode_stored("dn1", "Adiós"))]);
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let texts: Vec<_> = lines
+            .iter()
+            .map(|line| journal::parse_record(line).unwrap().1)
+            .collect();
+        assert_eq!(texts, ["Hola", "two\nlines", "Adiós"]);
+        assert!(lines[1].ends_with(r"-> two\nlines"), "{}", lines[1]);
+    }
+}

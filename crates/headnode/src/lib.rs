@@ -1,0 +1,1 @@
+//! The headnode of Activity 2 (under construction).
