@@ -1,0 +1,90 @@
+//! Idle connections, for measuring what a connection costs a node.
+//!
+//! A connection counts as accepted once it has answered `PING` with `PONG`:
+//! only then is the node surely serving it (a completed TCP handshake alone
+//! only means the kernel queued it). Connections are opened a few hundred
+//! at a time so the node's listen backlog never overflows.
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use bytes::BytesMut;
+use futures::future::join_all;
+use protocol::{Frame, FrameCodec};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+use tokio_util::codec::Decoder;
+
+use crate::{config::Config, stats::rss_kib, IdleReport};
+
+/// Connections opened concurrently.
+const CHUNK: usize = 200;
+
+/// How long one connection may take to answer its `PING`.
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens `count` connections, reads the memory of `--rss-pid` while they are
+/// all open, then closes them.
+pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> io::Result<IdleReport> {
+    let rss_before_kib = config.rss_pid.map(rss_kib).transpose()?;
+    let mut open = Vec::with_capacity(count);
+    let mut failed = 0;
+    let mut first_error = None;
+    let mut left = count;
+    while left > 0 {
+        let chunk = left.min(CHUNK);
+        left -= chunk;
+        for result in join_all((0..chunk).map(|_| ping(addr, config.max_frame))).await {
+            match result {
+                Ok(stream) => open.push(stream),
+                Err(err) => {
+                    // One line, not one per connection: they usually fail alike.
+                    first_error.get_or_insert(err);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if let Some(err) = first_error {
+        tracing::warn!(%err, failed, "idle connections failed; the first error");
+    }
+    let rss_kib = config.rss_pid.map(rss_kib).transpose()?;
+    let accepted = open.len();
+    drop(open);
+    Ok(IdleReport {
+        target: config.connect.clone(),
+        requested: count,
+        accepted,
+        failed,
+        rss_before_kib,
+        rss_kib,
+    })
+}
+
+/// Connects, sends `PING`, and waits for `PONG`.
+async fn ping(addr: SocketAddr, max_frame: usize) -> io::Result<TcpStream> {
+    tokio::time::timeout(PING_TIMEOUT, async {
+        let mut stream = crate::connect(addr).await?;
+        stream.write_all(b"\x00\x00\x00\x04PING").await?;
+        let mut codec = FrameCodec::new(max_frame);
+        let mut buf = BytesMut::with_capacity(64);
+        loop {
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            match codec.decode(&mut buf).map_err(io::Error::other)? {
+                Some(Frame::Data(reply)) if &reply[..] == b"PONG" => return Ok(stream),
+                Some(other) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("expected PONG, got {other:?}"),
+                    ))
+                }
+                None => continue,
+            }
+        }
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PONG in time"))?
+}

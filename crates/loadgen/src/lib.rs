@@ -1,0 +1,310 @@
+//! A load generator for the server and the headnode.
+//!
+//! # What it measures
+//!
+//! `loadgen` opens `--connections` connections, shares `--messages` among
+//! them, and on each keeps `--pipeline` `SEND <message>` requests in flight
+//! (a new one leaves as soon as a reply frees a place). It reports:
+//!
+//! - **confirmed messages per second**: `OK` replies divided by the time from
+//!   the first request to the last reply (connections are opened before the
+//!   clock starts);
+//! - **latency percentiles** p50, p99, p99.9 and the maximum, from the moment
+//!   a request is written to the moment its reply is read;
+//! - **errors**: `ERR` replies by code, replies that are neither `OK` nor
+//!   `ERR`, and lost connections with the requests they left unanswered.
+//!
+//! With `--idle-connections N` it instead opens N connections, waits until
+//! each has answered a `PING` (so the node has accepted it and is serving
+//! it), and reports the resident memory of `--rss-pid`.
+//!
+//! # Keeping out of the way
+//!
+//! The request frame is encoded once and copied; a window of requests goes
+//! out in one `write(2)`; replies are decoded in place with
+//! [`protocol::FrameCodec`] and classified by their first bytes, without
+//! allocating; latencies go into a per-connection HDR histogram. By default
+//! the generator runs on one thread (as redis-benchmark does), leaving the
+//! other cores to the node under test. See `docs/PERFORMANCE.md` for its
+//! ceiling, measured against a trivial sink (`examples/sink.rs`).
+
+pub mod config;
+mod idle;
+mod load;
+pub mod stats;
+
+use std::{io, net::SocketAddr, time::Instant};
+
+use futures::future::join_all;
+use tokio::net::TcpStream;
+
+pub use config::Config;
+pub use stats::{IdleReport, Latencies, LoadReport};
+
+/// The result of a run, in either mode.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A load run.
+    Load(LoadReport),
+    /// An idle-connections run.
+    Idle(IdleReport),
+}
+
+impl Outcome {
+    /// Whether the run had no error at all.
+    pub fn is_clean(&self) -> bool {
+        match self {
+            Outcome::Load(report) => report.is_clean(),
+            Outcome::Idle(report) => report.is_clean(),
+        }
+    }
+
+    /// The report, as text or as one line of JSON.
+    pub fn render(&self, json: bool) -> String {
+        match (self, json) {
+            (Outcome::Load(report), false) => report.to_text(),
+            (Outcome::Load(report), true) => report.to_json() + "\n",
+            (Outcome::Idle(report), false) => report.to_text(),
+            (Outcome::Idle(report), true) => report.to_json() + "\n",
+        }
+    }
+}
+
+/// Runs the configured measurement on a runtime of `config.threads` threads.
+pub fn run(config: &Config) -> io::Result<Outcome> {
+    let runtime = if config.threads.get() == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.get())
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run_async(config))
+}
+
+/// Runs the configured measurement on the current runtime.
+pub async fn run_async(config: &Config) -> io::Result<Outcome> {
+    let addr = resolve(&config.connect).await?;
+    match config.idle_connections {
+        Some(count) => idle::hold(config, addr, count).await.map(Outcome::Idle),
+        None => load(config, addr).await.map(Outcome::Load),
+    }
+}
+
+async fn resolve(target: &str) -> io::Result<SocketAddr> {
+    tokio::net::lookup_host(target)
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{target}: no address")))
+}
+
+/// Opens a connection with Nagle's algorithm off, as the nodes do: a
+/// request must leave at once, not wait for the previous reply's ACK.
+pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
+    let request = config.request_frame();
+    let connections = config.connections.get();
+    let streams = join_all((0..connections).map(|_| connect(addr))).await;
+    let mut report = LoadReport {
+        target: config.connect.clone(),
+        connections,
+        pipeline: config.pipeline.get(),
+        size: config.size,
+        messages: config.messages,
+        sent: 0,
+        confirmed: 0,
+        elapsed: Default::default(),
+        latencies: Latencies::new(),
+        errors: Default::default(),
+        rss_kib: None,
+    };
+    if streams.iter().all(Result::is_err) {
+        if let Some(Err(err)) = streams.into_iter().next() {
+            return Err(io::Error::new(err.kind(), format!("{addr}: {err}")));
+        }
+        return Ok(report);
+    }
+
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(connections);
+    for (index, stream) in streams.into_iter().enumerate() {
+        let share = config.share(index);
+        match stream {
+            Ok(stream) => tasks.push(tokio::spawn(load::drive(
+                stream,
+                request.clone(),
+                share,
+                config.pipeline.get(),
+                config.max_frame,
+            ))),
+            Err(err) => {
+                if report.errors.lost_connections == 0 {
+                    tracing::warn!(%err, "could not connect");
+                }
+                report.errors.lost_connections += 1;
+                report.errors.unsent += share;
+            }
+        }
+    }
+    for task in tasks {
+        let result = task.await.map_err(io::Error::other)?;
+        report.sent += result.sent;
+        report.confirmed += result.confirmed;
+        report.latencies.merge(&result.latencies);
+        report.errors.merge(&result.errors);
+    }
+    report.elapsed = start.elapsed();
+    if let Some(pid) = config.rss_pid {
+        report.rss_kib = Some(stats::rss_kib(pid)?);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Buf, BytesMut};
+    use clap::Parser;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A node that answers `PONG` to `PING`, `ERR STORAGE` to every
+    /// `fail_every`-th message and `OK` to the others, and hangs up after
+    /// `close_after` messages on a connection.
+    async fn fake_node(fail_every: u64, close_after: u64) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut inbuf = BytesMut::new();
+                    let mut seen = 0u64;
+                    loop {
+                        if stream.read_buf(&mut inbuf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut out = BytesMut::new();
+                        while inbuf.len() >= 4 {
+                            let len = u32::from_be_bytes(inbuf[..4].try_into().unwrap()) as usize;
+                            if inbuf.len() < 4 + len {
+                                break;
+                            }
+                            let ping = &inbuf[4..4 + len] == b"PING";
+                            inbuf.advance(4 + len);
+                            let reply: &[u8] = if ping {
+                                b"PONG"
+                            } else {
+                                seen += 1;
+                                if seen > close_after {
+                                    let _ = stream.write_all(&out).await;
+                                    return;
+                                }
+                                if seen % fail_every == 0 {
+                                    b"ERR STORAGE disk full"
+                                } else {
+                                    b"OK stored"
+                                }
+                            };
+                            protocol::encode_frame(reply, &mut out).unwrap();
+                        }
+                        if stream.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn config(addr: SocketAddr, args: &[&str]) -> Config {
+        let addr = addr.to_string();
+        let mut all = vec!["loadgen", "--connect", &addr];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).unwrap()
+    }
+
+    async fn load_report(addr: SocketAddr, args: &[&str]) -> LoadReport {
+        match run_async(&config(addr, args)).await.unwrap() {
+            Outcome::Load(report) => report,
+            other => panic!("expected a load report, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_pipelined_message_is_confirmed() {
+        let addr = fake_node(u64::MAX, u64::MAX).await;
+        let args = [
+            "--connections",
+            "3",
+            "--pipeline",
+            "7",
+            "--messages",
+            "1000",
+        ];
+        let report = load_report(addr, &args).await;
+        assert!(report.is_clean(), "{}", report.to_text());
+        assert_eq!(report.sent, 1000);
+        assert_eq!(report.confirmed, 1000);
+        assert_eq!(report.latencies.len(), 1000);
+    }
+
+    #[tokio::test]
+    async fn err_replies_are_counted_and_not_confirmed() {
+        let addr = fake_node(10, u64::MAX).await;
+        let report = load_report(addr, &["--pipeline", "4", "--messages", "100"]).await;
+        assert!(!report.is_clean());
+        assert_eq!(report.confirmed, 90);
+        assert_eq!(report.errors.err_replies["STORAGE"], 10);
+        assert_eq!(report.errors.total(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_counts_what_it_left_unanswered() {
+        let addr = fake_node(u64::MAX, 50).await;
+        let report = load_report(addr, &["--pipeline", "8", "--messages", "100"]).await;
+        // The node hangs up with requests unread, so the kernel may reset
+        // the connection and drop a few replies already on their way.
+        assert!(report.confirmed > 0 && report.confirmed <= 50);
+        assert_eq!(report.errors.lost_connections, 1);
+        assert_eq!(
+            report.confirmed + report.errors.unanswered + report.errors.unsent,
+            100
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_pinged_and_memory_read() {
+        let addr = fake_node(u64::MAX, u64::MAX).await;
+        let pid = std::process::id().to_string();
+        let args = ["--idle-connections", "25", "--rss-pid", &pid];
+        let Outcome::Idle(report) = run_async(&config(addr, &args)).await.unwrap() else {
+            panic!("expected an idle report");
+        };
+        assert!(report.is_clean(), "{}", report.to_text());
+        assert_eq!(report.accepted, 25);
+        assert!(report.rss_kib.unwrap() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_error_not_a_hang() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        assert!(run_async(&config(addr, &["--messages", "5"]))
+            .await
+            .is_err());
+    }
+}
