@@ -1,0 +1,126 @@
+//! Command-line and environment configuration of the server.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{builder::TypedValueParser as _, Parser};
+use journal::Durability;
+use node::listener::DEFAULT_MAX_CONNECTIONS;
+use protocol::{DEFAULT_MAX_FRAME, HARD_MAX_FRAME};
+
+/// Name of the log file inside `--dir`, as in the original exercise.
+pub const LOG_FILE: &str = "log.txt";
+
+/// Receives messages from clients, appends each to `log.txt` as
+/// `IP:PORT -> message`, and confirms it once written.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", version, about, long_about = None)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "SERVER_LISTEN", default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+
+    /// Folder of the log file `log.txt` (created if missing).
+    #[arg(long, env = "SERVER_DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Largest request accepted, in bytes; a larger one is answered with
+    /// `ERR TOO_LARGE` and skipped, and the connection goes on.
+    #[arg(long, env = "SERVER_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME,
+          value_parser = parse_max_frame)]
+    pub max_frame: usize,
+
+    /// When log.txt is forced to disk: `never` (the kernel decides; survives
+    /// a crash of the server, not of the machine), `always` (fdatasync before
+    /// every confirmation, shared by concurrent writers) or an interval such
+    /// as `1s` (at most that much confirmed work lost on power failure).
+    #[arg(long, env = "SERVER_FSYNC", default_value = "never")]
+    pub fsync: Durability,
+
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    pub max_connections: usize,
+}
+
+impl Config {
+    /// The path of the log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+}
+
+/// Parses `--max-frame`: at least 1 byte, at most [`HARD_MAX_FRAME`]
+/// (beyond it a header is taken as lost framing, see [`protocol::frame`]).
+pub fn parse_max_frame(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of bytes"))?;
+    if (1..=HARD_MAX_FRAME).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between 1 and {HARD_MAX_FRAME} bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_exercise() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(config.log_path(), PathBuf::from("./log.txt"));
+        assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
+        assert_eq!(config.fsync, Durability::Never);
+        assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let config = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            "/tmp/x",
+            "--max-frame",
+            "16",
+            "--fsync",
+            "200ms",
+            "--max-connections",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.log_path(), PathBuf::from("/tmp/x/log.txt"));
+        assert_eq!(config.max_frame, 16);
+        assert_eq!(
+            config.fsync,
+            Durability::Interval(Duration::from_millis(200))
+        );
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(
+            parse(&["--fsync", "always"]).unwrap().fsync,
+            Durability::Always
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for args in [
+            &["--listen", "nowhere"][..],
+            &["--max-frame", "0"],
+            &["--max-frame", "99999999999"],
+            &["--fsync", "sometimes"],
+            &["--max-connections", "0"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The server of Activity 1.
+//!
+//! Clients connect over TCP and send `SEND <message>` requests (see
+//! `docs/PROTOCOL.md`). The server appends each message to `log.txt` as
+//! `IP:PORT -> <message>` and answers
+//! `OK El servidor ha recibido satisfactoriamente su mensaje '<message>'.`
+//! only once the line is written (and fsynced, per `--fsync`).
+//!
+//! # Design
+//!
+//! Everything but the storage is shared with the headnode and lives in the
+//! `node` crate: [`node::listener::serve`] accepts connections (each in its
+//! own task, capped by `--max-connections`), and [`node::session::run`]
+//! serves one client, answering pipelined requests in order and handing the
+//! messages that arrived together to [`LogStore`] as one batch. The store
+//! writes a batch with one `write(2)` through a shared [`journal::Journal`],
+//! so lines from concurrent clients never interleave and a pipelining client
+//! costs one system call per batch rather than per message.
+//!
+//! # Shutdown
+//!
+//! When `shutdown` is cancelled (SIGINT/SIGTERM in the binary), the server
+//! stops accepting, every session stops reading, answers what it already
+//! accepted and closes; after at most [`node::listener::DRAIN_TIMEOUT`] the
+//! journal is synced (unless `--fsync never`) and [`run`] returns.
+
+mod config;
+mod store;
+
+pub use config::{parse_max_frame, Config, LOG_FILE};
+pub use store::{sender, LogStore};
+
+use std::{io, sync::Arc};
+
+use journal::{Durability, Journal};
+use node::{
+    session::{self, SessionConfig, SessionEnd},
+    MessageVerb,
+};
+use protocol::FrameCodec;
+use tokio::net::TcpListener;
+use tokio_util::{codec::FramedRead, sync::CancellationToken};
+
+/// Serves clients on `listener` until `shutdown` is cancelled.
+///
+/// `config.listen` is not used: the caller binds (tests bind `127.0.0.1:0`).
+/// Logs `listening on <addr>` once ready. Returns an error only if the log
+/// file cannot be opened; write errors later are answered `ERR STORAGE`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let path = config.log_path();
+    let journal = Journal::open(&path, config.fsync).map_err(|err| {
+        io::Error::new(err.kind(), format!("cannot open {}: {err}", path.display()))
+    })?;
+    let store = Arc::new(LogStore::new(journal.clone()));
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        log = %path.display(),
+        fsync = %config.fsync,
+        max_frame = config.max_frame,
+        "listening on {addr}"
+    );
+
+    let max_frame = config.max_frame;
+    let sessions = shutdown.clone();
+    node::listener::serve(
+        listener,
+        shutdown,
+        config.max_connections,
+        move |stream, peer| {
+            let store = Arc::clone(&store);
+            let shutdown = sessions.clone();
+            async move {
+                tracing::info!(%peer, "client connected");
+                let (read, write) = stream.into_split();
+                let reader = FramedRead::new(read, FrameCodec::new(max_frame));
+                let end = session::run(
+                    reader,
+                    write,
+                    peer,
+                    &*store,
+                    SessionConfig::new(MessageVerb::Send),
+                    &shutdown,
+                    None,
+                )
+                .await;
+                match end {
+                    SessionEnd::Io(err) => tracing::warn!(%peer, %err, "connection failed"),
+                    SessionEnd::FramingLost => {
+                        tracing::warn!(%peer, "not a stream of frames; connection closed")
+                    }
+                    SessionEnd::PeerClosed | SessionEnd::Shutdown => {
+                        tracing::info!(%peer, "client disconnected")
+                    }
+                }
+            }
+        },
+    )
+    .await;
+
+    if journal.durability() != Durability::Never {
+        if let Err(err) = journal.sync().await {
+            tracing::error!(%err, "final sync of the log file failed");
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
