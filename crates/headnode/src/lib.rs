@@ -1,1 +1,4 @@
 //! The headnode of Activity 2 (under construction).
+
+pub mod placement;
+pub mod router;
