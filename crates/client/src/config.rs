@@ -1,0 +1,157 @@
+//! Command-line and environment configuration of the client.
+//!
+//! The flag names are a contract: compose files, health checks and scripts
+//! use them. Every flag can also be set through its `CLIENT_*` variable.
+//! Where flags overlap, one wins instead of clap rejecting the mix: a
+//! container's environment also applies to a health check run inside it, so
+//! `client --ping` must work even where `CLIENT_COUNT` is set.
+
+use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use protocol::{DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME};
+
+/// Sends messages to a server or headnode, one frame each, records every
+/// answer in a log file as `YYYY-mm-dd HH:MM:SS -> <answer>`, and ends with a
+/// summary. Exits 0 only when every message sent was confirmed.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "client", version, about, long_about = None)]
+pub struct Config {
+    /// Address of the server or headnode, as HOST:PORT. The name is
+    /// resolved again on every connection attempt.
+    #[arg(long, env = "CLIENT_CONNECT", default_value = "127.0.0.1:5000")]
+    pub connect: String,
+
+    /// File the answers are appended to (created, with its folder, if
+    /// missing).
+    #[arg(long, env = "CLIENT_LOG", default_value = "respuestas.txt")]
+    pub log: PathBuf,
+
+    /// Send N messages drawn at random from the list without "exit", then
+    /// "exit" (N+1 in all). Without it, messages are drawn from the whole
+    /// list until "exit" comes up, as in the original exercise.
+    #[arg(long, env = "CLIENT_COUNT")]
+    pub count: Option<u64>,
+
+    /// Seed of the random draw, for a reproducible sequence of messages.
+    /// Without it the sequence differs on every run.
+    #[arg(long, env = "CLIENT_SEED")]
+    pub seed: Option<u64>,
+
+    /// Send the lines of standard input instead of drawn messages: one
+    /// message per line, blank lines skipped; the line "exit" is sent and
+    /// ends the run, as does the end of input. Overrides --count and --seed.
+    #[arg(long, env = "CLIENT_STDIN")]
+    pub stdin: bool,
+
+    /// How long to keep retrying the connection (e.g. 500ms, 30s, 2m): the
+    /// peer may start after the client. 0s tries once.
+    #[arg(long, env = "CLIENT_CONNECT_TIMEOUT", default_value = "30s",
+          value_parser = node::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Requests in flight at most. 1 sends each message once the previous
+    /// one is answered; more pipelines them. Answers always come back, and
+    /// are recorded, in the order of the messages.
+    #[arg(long, env = "CLIENT_PIPELINE", default_value = "1")]
+    pub pipeline: NonZeroUsize,
+
+    /// Largest message, in bytes, the peer is expected to accept. Answers
+    /// quote the message, so answers up to this plus 1 KiB are read.
+    #[arg(long, env = "CLIENT_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME,
+          value_parser = parse_max_frame)]
+    pub max_frame: usize,
+
+    /// Probe only, for health checks: connect (within --connect-timeout),
+    /// send PING, exit 0 on PONG and non-zero otherwise. Sends no message
+    /// and writes no log file; every other message option is ignored.
+    #[arg(long, env = "CLIENT_PING")]
+    pub ping: bool,
+}
+
+impl Config {
+    /// The largest reply frame accepted: replies wrap the message.
+    pub fn max_reply(&self) -> usize {
+        self.max_frame + ENVELOPE_ALLOWANCE
+    }
+}
+
+/// Parses `--max-frame`: at least 1 byte, at most [`HARD_MAX_FRAME`].
+pub fn parse_max_frame(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of bytes"))?;
+    if (1..=HARD_MAX_FRAME).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between 1 and {HARD_MAX_FRAME} bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("client").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_exercise() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.connect, "127.0.0.1:5000");
+        assert_eq!(config.log, PathBuf::from("respuestas.txt"));
+        assert_eq!(config.count, None);
+        assert_eq!(config.seed, None);
+        assert!(!config.stdin && !config.ping);
+        assert_eq!(config.connect_timeout, Duration::from_secs(30));
+        assert_eq!(config.pipeline.get(), 1);
+        assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
+        assert_eq!(config.max_reply(), DEFAULT_MAX_FRAME + ENVELOPE_ALLOWANCE);
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let config = parse(&[
+            "--connect",
+            "headnode:10000",
+            "--log",
+            "registro_cliente.txt",
+            "--count",
+            "500",
+            "--seed",
+            "7",
+            "--connect-timeout",
+            "500ms",
+            "--pipeline",
+            "64",
+            "--max-frame",
+            "1024",
+        ])
+        .unwrap();
+        assert_eq!(config.connect, "headnode:10000");
+        assert_eq!(config.log, PathBuf::from("registro_cliente.txt"));
+        assert_eq!(config.count, Some(500));
+        assert_eq!(config.seed, Some(7));
+        assert_eq!(config.connect_timeout, Duration::from_millis(500));
+        assert_eq!(config.pipeline.get(), 64);
+        assert_eq!(config.max_frame, 1024);
+        assert!(parse(&["--stdin", "--count", "3"]).unwrap().stdin);
+        assert!(parse(&["--ping", "--count", "3"]).unwrap().ping);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for args in [
+            &["--count", "-1"][..],
+            &["--seed", "x"],
+            &["--connect-timeout", "5"],
+            &["--pipeline", "0"],
+            &["--max-frame", "0"],
+            &["--max-frame", "99999999999"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} was accepted");
+        }
+    }
+}

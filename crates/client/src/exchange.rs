@@ -1,0 +1,485 @@
+//! One run over one connection: send the messages, read the answers.
+//!
+//! Two tasks share the connection. The sender takes messages from the
+//! [`Source`] and writes `SEND` frames while fewer than `--pipeline` are
+//! unanswered (a semaphore holds the free places in that window); whatever
+//! messages are ready at once go out in one write. The receiver, on the
+//! current task, reads the replies, which come in the order of the requests,
+//! records each (a batch of replies that arrived together is one append to
+//! the log file and one write to stdout) and frees a place per reply.
+//! Reading never waits for writing, so large pipelined messages cannot
+//! deadlock the two directions.
+//!
+//! Nothing is ever sent twice: if the connection is lost, the messages not
+//! answered yet are reported as unconfirmed, since resending one that the
+//! peer did store would duplicate it.
+
+use std::{io::Write, sync::Arc, time::Duration};
+
+use bytes::BytesMut;
+use futures::{FutureExt, StreamExt};
+use journal::{Journal, Record};
+use protocol::{encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    sync::{mpsc, Semaphore},
+    time::Instant,
+};
+use tokio_util::codec::FramedRead;
+
+use crate::messages::Source;
+
+/// At most this many bytes of requests are gathered into one write.
+const MAX_WRITE: usize = 256 * 1024;
+
+/// What a run achieved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Messages written to the connection.
+    pub sent: u64,
+    /// Messages answered `OK`.
+    pub confirmed: u64,
+    /// Messages answered with an error.
+    pub errors: u64,
+    /// Time from the connection to the last answer.
+    pub elapsed: Duration,
+    /// Why the run stopped early (connection lost, unreadable reply, input
+    /// error), if it did.
+    pub failure: Option<String>,
+}
+
+impl Summary {
+    /// Messages sent that got no answer (the connection was lost).
+    pub fn unanswered(&self) -> u64 {
+        self.sent - self.confirmed - self.errors
+    }
+
+    /// Whether every message sent was confirmed and the run ended normally.
+    pub fn all_confirmed(&self) -> bool {
+        self.failure.is_none() && self.confirmed == self.sent
+    }
+}
+
+impl std::fmt::Display for Summary {
+    /// `sent 501, confirmed 501, errors 0, 8123 msg/s in 0.06 s`, with the
+    /// unanswered count and the failure when there are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {}, confirmed {}, errors {}",
+            self.sent, self.confirmed, self.errors
+        )?;
+        if self.unanswered() > 0 {
+            write!(f, ", unanswered {}", self.unanswered())?;
+        }
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.confirmed as f64 / seconds
+        } else {
+            0.0
+        };
+        write!(f, ", {rate:.0} msg/s in {seconds:.2} s")?;
+        if let Some(failure) = &self.failure {
+            write!(f, " (stopped early: {failure})")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an answer is recorded: the `OK` sentence without `OK `, as the
+/// original client wrote it, or `ERR <CODE> <reason>`. The flag says whether
+/// the message was confirmed. `None` for a reply that cannot answer a
+/// message (`PONG`).
+pub fn answer_text(reply: &Reply) -> Option<(String, bool)> {
+    match reply {
+        Reply::Ok(sentence) => Some((sentence.clone(), true)),
+        Reply::Err(err) => Some((err.to_string(), false)),
+        Reply::Pong => None,
+    }
+}
+
+/// Sends every message of `source` over `writer`, reads the answers from
+/// `reader`, records them in `log` and on `out`.
+pub async fn exchange<R, W>(
+    reader: R,
+    writer: W,
+    source: Source,
+    pipeline: usize,
+    max_reply: usize,
+    log: &Journal,
+    out: &mut (impl Write + ?Sized),
+) -> Summary
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let started = Instant::now();
+    let window = Arc::new(Semaphore::new(pipeline));
+    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel();
+    let sender = tokio::spawn(send_all(writer, source, Arc::clone(&window), sent_tx));
+
+    let mut replies = FramedRead::new(reader, FrameCodec::new(max_reply));
+    let mut summary = Summary {
+        sent: 0,
+        confirmed: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        failure: None,
+    };
+    let mut sender_done = false;
+    let mut record = Record::new();
+    let mut printed = String::new();
+
+    while !(sender_done && summary.confirmed + summary.errors == summary.sent) {
+        tokio::select! {
+            biased;
+            sent = sent_rx.recv(), if !sender_done => match sent {
+                Some(n) => summary.sent += n,
+                None => sender_done = true,
+            },
+            first = replies.next() => {
+                let mut next = first;
+                let stamp = journal::timestamp();
+                // Take every reply that has already arrived into this batch.
+                loop {
+                    let frame = match next {
+                        None => {
+                            // The sender closes its channel before it ends
+                            // its side of the connection, so if it is done,
+                            // this sees it.
+                            loop {
+                                match sent_rx.try_recv() {
+                                    Ok(n) => summary.sent += n,
+                                    Err(mpsc::error::TryRecvError::Empty) => break,
+                                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                                        sender_done = true;
+                                        break;
+                                    }
+                                }
+                            }
+                            if !(sender_done && summary.confirmed + summary.errors == summary.sent) {
+                                summary.failure = Some("the peer closed the connection".into());
+                            }
+                            break;
+                        }
+                        Some(Err(err)) => {
+                            summary.failure = Some(format!("connection lost: {err}"));
+                            break;
+                        }
+                        Some(Ok(frame)) => frame,
+                    };
+                    // The count of a write is announced before the write,
+                    // so every request a reply can answer is counted here.
+                    while let Ok(n) = sent_rx.try_recv() {
+                        summary.sent += n;
+                    }
+                    if summary.confirmed + summary.errors >= summary.sent {
+                        summary.failure = Some("the peer sent a reply to no request".into());
+                        break;
+                    }
+                    let answer = match frame {
+                        Frame::Data(payload) => Reply::parse(&payload)
+                            .as_ref()
+                            .and_then(answer_text)
+                            .ok_or_else(|| {
+                                format!(
+                                    "the peer sent something that is not an answer: {:?}",
+                                    String::from_utf8_lossy(&payload[..payload.len().min(80)])
+                                )
+                            }),
+                        Frame::Oversized { len } => Ok((
+                            ErrorReply::new(
+                                ErrorCode::TooLarge,
+                                format!(
+                                    "the answer ({len} bytes) exceeds what this client \
+                                     reads ({max_reply} bytes); raise --max-frame"
+                                ),
+                            )
+                            .to_string(),
+                            false,
+                        )),
+                    };
+                    match answer {
+                        Ok((text, confirmed)) => {
+                            if confirmed {
+                                summary.confirmed += 1;
+                            } else {
+                                summary.errors += 1;
+                            }
+                            record.push(&stamp, &text);
+                            printed.push_str(&text);
+                            printed.push('\n');
+                            window.add_permits(1);
+                        }
+                        Err(failure) => {
+                            summary.failure = Some(failure);
+                            break;
+                        }
+                    }
+                    if summary.confirmed + summary.errors == summary.sent {
+                        break;
+                    }
+                    match replies.next().now_or_never() {
+                        Some(item) => next = item,
+                        None => break,
+                    }
+                }
+                if let Err(err) = log.append(record.as_bytes()).await {
+                    tracing::error!(path = %log.path().display(), %err, "cannot write the log file");
+                    summary.failure.get_or_insert(format!("cannot write {}: {err}", log.path().display()));
+                }
+                record.clear();
+                // stdout may be a closed pipe (`client | head`): not a reason to stop.
+                let _ = out.write_all(printed.as_bytes()).and_then(|()| out.flush());
+                printed.clear();
+                if summary.failure.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    summary.elapsed = started.elapsed();
+    if summary.failure.is_none() {
+        // The sender has finished (its channel closed); it may have failed
+        // on input before ending.
+        if let Ok(Err(failure)) = sender.await {
+            summary.failure = Some(failure);
+        }
+    } else {
+        // Lost connection: the sender may be waiting for a place in the
+        // window or for a line of input that will never be sent.
+        sender.abort();
+        while let Ok(n) = sent_rx.try_recv() {
+            summary.sent += n;
+        }
+    }
+    summary
+}
+
+/// The sending half: writes the messages of `source` as `SEND` frames while
+/// the window has room, announcing each write's count on `sent` before it.
+async fn send_all<W>(
+    mut writer: W,
+    mut source: Source,
+    window: Arc<Semaphore>,
+    sent: mpsc::UnboundedSender<u64>,
+) -> Result<(), String>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::new();
+    let mut failure = None;
+    loop {
+        let first = match source.next().await {
+            Ok(Some(message)) => message,
+            Ok(None) => break,
+            Err(err) => {
+                failure = Some(format!("cannot read the messages: {err}"));
+                break;
+            }
+        };
+        window.acquire().await.expect("never closed").forget();
+        encode_send(first, &mut buf);
+        let mut count = 1;
+        // Put whatever else is ready, within the window, in the same write.
+        while buf.len() < MAX_WRITE {
+            let Ok(place) = window.try_acquire() else {
+                break;
+            };
+            match source.next_now() {
+                Some(Ok(Some(message))) => {
+                    place.forget();
+                    encode_send(message, &mut buf);
+                    count += 1;
+                }
+                Some(Err(err)) => {
+                    failure = Some(format!("cannot read the messages: {err}"));
+                    break;
+                }
+                // Over, or nothing ready yet: the place goes back.
+                Some(Ok(None)) | None => break,
+            }
+        }
+        // Announced before the write, so that the receiver never sees a
+        // reply to a request it does not know of.
+        let _ = sent.send(count);
+        if let Err(err) = writer.write_all(&buf).await {
+            // The receiver sees the connection fail and reports it.
+            tracing::debug!(%err, "write failed");
+            return Ok(());
+        }
+        buf.clear();
+        if failure.is_some() {
+            break;
+        }
+    }
+    // Closed before the connection's write side, so that a receiver that
+    // sees the peer close after that also sees this sender finished.
+    drop(sent);
+    // Tell the peer no more requests come; it still answers those it has.
+    let _ = writer.shutdown().await;
+    failure.map_or(Ok(()), Err)
+}
+
+fn encode_send(message: String, buf: &mut BytesMut) {
+    let request = Request::Send(message);
+    encode_frame_with(buf, |dst| request.write_payload(dst));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use journal::Durability;
+    use node::{
+        session::{self, SessionConfig},
+        MessageStore, MessageVerb, StoreFuture,
+    };
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::messages::Draw;
+
+    /// Confirms every message except "Ayuda", which it refuses.
+    struct Peer;
+
+    impl MessageStore for Peer {
+        fn store(&self, _peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+            let results = messages
+                .into_iter()
+                .map(|m| {
+                    if m == "Ayuda" {
+                        Err(ErrorReply::new(ErrorCode::Storage, "no help here"))
+                    } else {
+                        Ok(format!("got '{m}'"))
+                    }
+                })
+                .collect();
+            futures::future::ready(results).boxed()
+        }
+    }
+
+    /// Runs a session of [`Peer`] on one end of a pipe, which closes after
+    /// `limit` bytes of requests were read, if given.
+    fn start_peer(limit: Option<usize>) -> tokio::io::DuplexStream {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let (read, write) = tokio::io::split(theirs);
+            let shutdown = CancellationToken::new();
+            let config = SessionConfig::new(MessageVerb::Send);
+            let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+            match limit {
+                None => {
+                    let reader = FramedRead::new(read, FrameCodec::default());
+                    session::run(reader, write, peer, &Peer, config, &shutdown, None).await;
+                }
+                Some(limit) => {
+                    use tokio::io::AsyncReadExt;
+                    let reader = FramedRead::new(read.take(limit as u64), FrameCodec::default());
+                    session::run(reader, write, peer, &Peer, config, &shutdown, None).await;
+                }
+            }
+        });
+        ours
+    }
+
+    async fn run_against(
+        peer: tokio::io::DuplexStream,
+        source: Source,
+        pipeline: usize,
+    ) -> (Summary, Vec<String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Journal::open(dir.path().join("answers.txt"), Durability::Never).unwrap();
+        let (read, write) = tokio::io::split(peer);
+        let mut out = Vec::new();
+        let summary = exchange(read, write, source, pipeline, 4096, &log, &mut out).await;
+        let lines = std::fs::read_to_string(log.path())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (summary, lines, String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn records_every_answer_in_order_whatever_the_pipeline() {
+        let expected: Vec<&str> = Draw::new(Some(3), Some(300)).collect();
+        for pipeline in [1, 2, 16, 1000] {
+            let source = Source::Drawn(Box::new(Draw::new(Some(3), Some(300))));
+            let (summary, lines, out) = run_against(start_peer(None), source, pipeline).await;
+            assert_eq!(summary.sent, 301);
+            assert_eq!(summary.failure, None);
+            let refused = expected.iter().filter(|&&m| m == "Ayuda").count() as u64;
+            assert_eq!(summary.errors, refused);
+            assert_eq!(summary.confirmed, 301 - refused);
+            assert_eq!(summary.all_confirmed(), refused == 0);
+            assert_eq!(lines.len(), 301);
+            for ((line, printed), message) in lines.iter().zip(out.lines()).zip(&expected) {
+                let (stamp, text) = journal::parse_record(line).unwrap();
+                assert_eq!(stamp.len(), 19, "{line}");
+                assert_eq!(text, printed);
+                if *message == "Ayuda" {
+                    assert_eq!(text, "ERR STORAGE no help here");
+                } else {
+                    assert_eq!(text, format!("got '{message}'"));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_leaves_messages_unconfirmed() {
+        // "SEND exit" is 9 bytes + 4 of header: the peer reads 3 requests.
+        let (tx, rx) = mpsc::channel(16);
+        for _ in 0..5 {
+            tx.send(Ok("exit".to_string())).await.unwrap();
+        }
+        drop(tx);
+        let (summary, lines, _) = run_against(start_peer(Some(39)), Source::Lines(rx), 8).await;
+        assert_eq!(summary.confirmed, 3);
+        assert_eq!(summary.sent, 5);
+        assert_eq!(summary.unanswered(), 2);
+        assert!(!summary.all_confirmed());
+        assert!(summary.failure.is_some());
+        assert_eq!(lines.len(), 3);
+        let text = summary.to_string();
+        assert!(
+            text.starts_with("sent 5, confirmed 3, errors 0, unanswered 2, "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn answers_are_recorded_like_the_original_client() {
+        let ok = Reply::Ok("El servidor ha recibido satisfactoriamente su mensaje 'Hola'.".into());
+        assert_eq!(
+            answer_text(&ok),
+            Some((
+                "El servidor ha recibido satisfactoriamente su mensaje 'Hola'.".into(),
+                true
+            ))
+        );
+        let err = Reply::Err(ErrorReply::new(ErrorCode::TooLarge, "frame of 9 bytes"));
+        assert_eq!(
+            answer_text(&err),
+            Some(("ERR TOO_LARGE frame of 9 bytes".into(), false))
+        );
+        assert_eq!(answer_text(&Reply::Pong), None);
+    }
+
+    #[test]
+    fn the_summary_reads_as_one_line() {
+        let summary = Summary {
+            sent: 501,
+            confirmed: 501,
+            errors: 0,
+            elapsed: Duration::from_millis(500),
+            failure: None,
+        };
+        assert_eq!(
+            summary.to_string(),
+            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s"
+        );
+        assert!(summary.all_confirmed());
+    }
+}

@@ -1,0 +1,94 @@
+//! The client of both activities.
+//!
+//! It connects to a server (Activity 1) or a headnode (Activity 2): nothing
+//! in it depends on which, since both answer `SEND <message>` with
+//! `OK <sentence>` (see `docs/PROTOCOL.md`). Messages are drawn at random
+//! from the original exercise's list or read from standard input
+//! ([`messages`]); every answer is printed and appended to the log file as
+//! `YYYY-mm-dd HH:MM:SS -> <answer>` ([`exchange`]).
+//!
+//! The connection is retried with back-off for `--connect-timeout`, so the
+//! client may start before its peer. Once connected it never reconnects or
+//! resends: a message whose answer was lost may have been stored, and
+//! sending it again would store it twice. It reports it as unconfirmed
+//! instead, and the exit status says whether every message was confirmed.
+
+mod config;
+pub mod exchange;
+pub mod messages;
+
+pub use config::{parse_max_frame, Config};
+pub use exchange::{answer_text, Summary};
+
+use std::{io, time::Duration};
+
+use futures::{SinkExt, StreamExt};
+use journal::{Durability, Journal};
+use node::dial::connect_with_retry;
+use protocol::{Frame, FrameCodec, Reply, Request};
+use tokio_util::codec::Framed;
+
+use crate::messages::{Draw, Source};
+
+/// Sends the configured messages and records the answers. `Err` if the run
+/// could not start (log file, connection); otherwise the [`Summary`],
+/// which tells whether every message was confirmed.
+pub async fn run(config: &Config) -> Result<Summary, String> {
+    let log = Journal::open(&config.log, Durability::Never)
+        .map_err(|err| format!("cannot open {}: {err}", config.log.display()))?;
+    let source = if config.stdin {
+        Source::stdin()
+    } else {
+        Source::Drawn(Box::new(Draw::new(config.seed, config.count)))
+    };
+    let stream = connect_with_retry(&config.connect, Some(config.connect_timeout))
+        .await
+        .map_err(|err| err.to_string())?;
+    tracing::info!(peer = %config.connect, log = %config.log.display(), "connected");
+    let (read, write) = stream.into_split();
+    let mut stdout = io::stdout();
+    Ok(exchange::exchange(
+        read,
+        write,
+        source,
+        config.pipeline.get(),
+        config.max_reply(),
+        &log,
+        &mut stdout,
+    )
+    .await)
+}
+
+/// The health probe: `Ok` if the peer answers `PING` with `PONG` within
+/// `--connect-timeout` (for the connection, then again for the reply).
+pub async fn ping(config: &Config) -> Result<(), String> {
+    let stream = connect_with_retry(&config.connect, Some(config.connect_timeout))
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut framed = Framed::new(stream, FrameCodec::new(config.max_reply()));
+    framed
+        .send(Request::Ping.to_payload())
+        .await
+        .map_err(|err| format!("cannot send PING: {err}"))?;
+    let wait = config.connect_timeout.max(Duration::from_millis(100));
+    match tokio::time::timeout(wait, framed.next()).await {
+        Ok(Some(Ok(Frame::Data(payload)))) => match Reply::parse(&payload) {
+            Some(Reply::Pong) => Ok(()),
+            _ => Err(format!(
+                "{} answered PING with {:?}",
+                config.connect,
+                String::from_utf8_lossy(&payload)
+            )),
+        },
+        Ok(Some(Ok(Frame::Oversized { len }))) => Err(format!(
+            "{} answered PING with a frame of {len} bytes",
+            config.connect
+        )),
+        Ok(Some(Err(err))) => Err(format!("{}: {err}", config.connect)),
+        Ok(None) => Err(format!(
+            "{} closed the connection without answering",
+            config.connect
+        )),
+        Err(_) => Err(format!("{} did not answer within {wait:?}", config.connect)),
+    }
+}
