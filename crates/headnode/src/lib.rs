@@ -1,4 +1,345 @@
-//! The headnode of Activity 2 (under construction).
+//! The headnode of Activity 2: clients send it messages, it stores each on
+//! one of its datanodes, tells the client where, and watches the datanodes
+//! with heartbeats.
+//!
+//! # One port, two roles
+//!
+//! Clients and datanodes dial the same port (10000). A connection's role is
+//! decided by its first command, never by the order of arrival: `REGISTER
+//! <name>` makes it a datanode link ([`link`]); anything else makes it a
+//! client session, served by the shared session loop
+//! ([`node::session::run`], given that first frame) with a
+//! [`client::ClientStore`]. Clients use exactly the Activity 1 commands,
+//! `SEND <message>` and `PING`.
+//!
+//! # Parts
+//!
+//! - [`router`]: the decisions (placement, heartbeats, failover, waiting
+//!   for a datanode, shutdown) as a pure state machine, tested without
+//!   sockets or clocks. Its module docs are the design document.
+//! - [`placement`]: the `random`, `round-robin` and `least-loaded` policies.
+//! - [`driver`]: the single task that owns the router, feeds it events and
+//!   clock ticks, and carries out its actions.
+//! - [`link`]: the two socket loops of a datanode link.
+//! - [`client`]: the store behind each client session, which writes
+//!   registro_server.txt before answering.
+//!
+//! # Files
+//!
+//! In `--dir`: `registro_server.txt` (one line per confirmed message, the
+//! datanode's sentence) and `heartbeat_server.txt` (one line per known
+//! datanode per heartbeat round).
+//!
+//! The link protocol is described in `docs/protocol-datanode-link.md`, the
+//! whole of Activity 2 in `docs/ACTIVITY2.md`.
 
+pub mod client;
+pub mod driver;
+pub mod link;
 pub mod placement;
 pub mod router;
+
+use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use bytes::BytesMut;
+use clap::Parser;
+use futures::StreamExt;
+use journal::{Durability, Journal};
+use node::{
+    listener::DEFAULT_MAX_CONNECTIONS,
+    parse_duration,
+    session::{self, SessionConfig},
+    MessageVerb,
+};
+use protocol::{
+    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Request,
+    DEFAULT_MAX_FRAME,
+};
+use tokio::{
+    io::AsyncWriteExt,
+    net::{tcp::OwnedWriteHalf, TcpListener, TcpStream},
+};
+use tokio_util::{codec::FramedRead, sync::CancellationToken};
+
+pub use placement::Placement;
+pub use router::RouterConfig;
+
+use crate::{client::ClientStore, driver::RouterHandle};
+
+/// File of confirmed messages, inside `--dir`.
+pub const REGISTRO_FILE: &str = "registro_server.txt";
+/// File of heartbeat reports, inside `--dir`.
+pub const HEARTBEAT_FILE: &str = "heartbeat_server.txt";
+
+/// Configuration of the `headnode` binary. Every flag is also an
+/// environment variable (`HEADNODE_<FLAG>`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "headnode",
+    version,
+    about = "Activity 2 headnode: stores each client message on one datanode and checks the \
+             datanodes with heartbeats"
+)]
+pub struct Config {
+    /// Address to listen on, for clients and datanodes alike.
+    #[arg(long, env = "HEADNODE_LISTEN", default_value = "0.0.0.0:10000")]
+    pub listen: String,
+
+    /// Folder of registro_server.txt and heartbeat_server.txt (created if
+    /// missing).
+    #[arg(long, env = "HEADNODE_DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Time between heartbeat rounds (each round PINGs every datanode and
+    /// writes one line per datanode to heartbeat_server.txt).
+    #[arg(long, env = "HEADNODE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Time a datanode has to answer a heartbeat PING before it is marked
+    /// inactive. Must be shorter than the interval.
+    #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// How a datanode is chosen for each message, among the active ones.
+    #[arg(long, env = "HEADNODE_PLACEMENT", value_enum, default_value_t = Placement::Random)]
+    pub placement: Placement,
+
+    /// Time a datanode has to confirm a STORE; after it, the datanode is
+    /// marked inactive and its unconfirmed messages go to another datanode.
+    #[arg(long, env = "HEADNODE_STORE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+
+    /// Time a message waits for an active datanode when there is none;
+    /// after it, the client gets ERR UNAVAILABLE.
+    #[arg(long, env = "HEADNODE_UNAVAILABLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub unavailable_timeout: Duration,
+
+    /// Largest client message accepted, in bytes (larger frames get
+    /// ERR TOO_LARGE). Datanode replies may be 1 KiB larger.
+    #[arg(long, env = "HEADNODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+
+    /// Connections (clients and datanodes) served at once; more wait in the
+    /// kernel's backlog.
+    #[arg(long, env = "HEADNODE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// When registro_server.txt and heartbeat_server.txt are forced to disk:
+    /// `never`, `always` (before answering the client), or an interval such
+    /// as `1s`.
+    #[arg(long, env = "HEADNODE_FSYNC", default_value = "never")]
+    pub fsync: Durability,
+}
+
+impl Config {
+    /// Checks what clap cannot: the timings must make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("--heartbeat-interval", self.heartbeat_interval),
+            ("--heartbeat-timeout", self.heartbeat_timeout),
+            ("--store-timeout", self.store_timeout),
+        ];
+        for (flag, value) in positive {
+            if value.is_zero() {
+                return Err(format!("{flag} must be positive"));
+            }
+        }
+        if self.heartbeat_timeout >= self.heartbeat_interval {
+            return Err(format!(
+                "--heartbeat-timeout ({:?}) must be shorter than --heartbeat-interval ({:?}): \
+                 a round must end before the next one starts",
+                self.heartbeat_timeout, self.heartbeat_interval
+            ));
+        }
+        if self.max_frame == 0 {
+            return Err("--max-frame must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The router's part of the configuration.
+    pub fn router_config(&self) -> RouterConfig {
+        RouterConfig {
+            placement: self.placement,
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            store_timeout: self.store_timeout,
+            unavailable_timeout: self.unavailable_timeout,
+            ..RouterConfig::default()
+        }
+    }
+}
+
+/// What every connection task needs.
+#[derive(Debug)]
+struct Shared {
+    router: RouterHandle,
+    registro: Journal,
+    max_frame: usize,
+    shutdown: CancellationToken,
+}
+
+/// Serves clients and datanodes on `listener` until `shutdown` is
+/// cancelled, then drains: pending messages are answered (confirmed, or
+/// `ERR SHUTTING_DOWN` within half a second) and connections closed.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+    let registro = Journal::open(config.dir.join(REGISTRO_FILE), config.fsync)?;
+    let heartbeats = Journal::open(config.dir.join(HEARTBEAT_FILE), config.fsync)?;
+    tracing::info!(
+        dir = %config.dir.display(),
+        placement = %config.placement,
+        heartbeat_interval = ?config.heartbeat_interval,
+        heartbeat_timeout = ?config.heartbeat_timeout,
+        store_timeout = ?config.store_timeout,
+        unavailable_timeout = ?config.unavailable_timeout,
+        "headnode starting"
+    );
+    let router = driver::spawn(
+        config.router_config(),
+        rand::random(),
+        heartbeats,
+        shutdown.clone(),
+    );
+    let shared = Arc::new(Shared {
+        router,
+        registro,
+        max_frame: config.max_frame,
+        shutdown: shutdown.clone(),
+    });
+    node::listener::serve(
+        listener,
+        shutdown,
+        config.max_connections,
+        |stream, peer| connection(stream, peer, Arc::clone(&shared)),
+    )
+    .await;
+    tracing::info!("headnode stopped");
+    Ok(())
+}
+
+/// Serves one connection: its first frame decides its role.
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = FramedRead::new(read, FrameCodec::new(shared.max_frame));
+    let first = tokio::select! {
+        first = reader.next() => first,
+        _ = shared.shutdown.cancelled() => return,
+    };
+    let frame = match first {
+        None => return,
+        Some(Ok(frame)) => frame,
+        Some(Err(FrameError::FramingLost { len })) => {
+            let err = ErrorReply::new(
+                ErrorCode::Framing,
+                format!(
+                    "a frame header declares {len} bytes: this is not a stream of \
+                     length-prefixed frames; closing"
+                ),
+            );
+            refuse(&mut write, &err).await;
+            return;
+        }
+        Some(Err(FrameError::Io(err))) => {
+            tracing::debug!(%peer, %err, "connection failed before its first frame");
+            return;
+        }
+    };
+    if let Frame::Data(payload) = &frame {
+        if is_register(payload) {
+            match Request::parse(payload) {
+                Ok(Request::Register(name)) => {
+                    let router = shared.router.clone();
+                    link::serve(reader, write, peer, name, router, shared.max_frame).await;
+                }
+                Ok(_) => unreachable!("the verb is REGISTER"),
+                Err(err) => {
+                    tracing::warn!(%peer, %err, "bad REGISTER");
+                    refuse(&mut write, &err).await;
+                }
+            }
+            return;
+        }
+    }
+    let store = ClientStore::new(shared.router.clone(), shared.registro.clone());
+    let end = session::run(
+        reader,
+        write,
+        peer,
+        &store,
+        SessionConfig::new(MessageVerb::Send),
+        &shared.shutdown,
+        Some(frame),
+    )
+    .await;
+    tracing::debug!(%peer, ?end, "client session ended");
+}
+
+/// Whether a frame's verb is `REGISTER` (in any case), valid or not.
+fn is_register(payload: &[u8]) -> bool {
+    let verb = payload.split(|&b| b == b' ').next().unwrap_or_default();
+    verb.eq_ignore_ascii_case(b"REGISTER")
+}
+
+/// Sends one error reply and closes the connection.
+async fn refuse(write: &mut OwnedWriteHalf, err: &ErrorReply) {
+    let mut buf = BytesMut::new();
+    encode_frame_with(&mut buf, |dst| err.write_payload(dst));
+    let _ = write.write_all(&buf).await;
+    let _ = write.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("headnode").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let config = parse(&[]);
+        assert_eq!(config.listen, "0.0.0.0:10000");
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.heartbeat_timeout, Duration::from_secs(2));
+        assert_eq!(config.placement, Placement::Random);
+        assert_eq!(config.unavailable_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn flags_parse_and_timings_are_checked() {
+        let config = parse(&[
+            "--placement",
+            "least-loaded",
+            "--heartbeat-interval",
+            "200ms",
+            "--heartbeat-timeout",
+            "150ms",
+        ]);
+        assert_eq!(config.placement, Placement::LeastLoaded);
+        assert!(config.validate().is_ok());
+        let config = parse(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
+        assert!(config.validate().unwrap_err().contains("shorter"));
+        assert!(Config::try_parse_from(["headnode", "--heartbeat-interval", "5"]).is_err());
+        assert!(Config::try_parse_from(["headnode", "--placement", "first"]).is_err());
+    }
+
+    #[test]
+    fn register_is_recognised_whatever_its_case_or_argument() {
+        assert!(is_register(b"REGISTER dn1"));
+        assert!(is_register(b"register ../bad"));
+        assert!(is_register(b"Register"));
+        assert!(!is_register(b"SEND REGISTER dn1"));
+        assert!(!is_register(b"REGISTERED x"));
+        assert!(!is_register(b""));
+    }
+}

@@ -1,0 +1,35 @@
+//! The `headnode` binary: parses its configuration, binds the port, and
+//! runs [`headnode::run`] until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = headnode::Config::parse();
+    node::runtime::init_tracing();
+    if let Err(reason) = config.validate() {
+        tracing::error!("{reason}");
+        return ExitCode::from(2);
+    }
+    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(listen = %config.listen, %err, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!("listening on {addr}"),
+        Err(err) => tracing::warn!(%err, "listening, address unknown"),
+    }
+    let shutdown = node::runtime::shutdown_on_signals();
+    match headnode::run(config, listener, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
