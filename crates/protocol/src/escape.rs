@@ -24,9 +24,44 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// Bytes that may start a character that must be escaped: ASCII controls
+/// except tab, DEL, backslash, and the UTF-8 lead bytes of U+0085 (`C2`)
+/// and of U+2028/U+2029 (`E2`). Nearly every byte of a real message is
+/// not one of these, so the scan below costs one table look-up per byte
+/// instead of decoding characters.
+static MAY_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b != b'\t' as usize;
+        b += 1;
+    }
+    table[0x7f] = true;
+    table[b'\\' as usize] = true;
+    table[0xc2] = true;
+    table[0xe2] = true;
+    table
+};
+
+/// Byte offset of the first character of `text` that must be escaped.
+fn find_escape(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(offset) = bytes[at..].iter().position(|&b| MAY_ESCAPE[b as usize]) {
+        at += offset;
+        // `at` is a character boundary: the table holds no continuation byte.
+        let c = text[at..].chars().next().expect("a char starts here");
+        if needs_escape(c) {
+            return Some(at);
+        }
+        at += c.len_utf8();
+    }
+    None
+}
+
 /// Escapes `message` for a log line; borrows when nothing needs escaping.
 pub fn escape(message: &str) -> Cow<'_, str> {
-    if message.chars().any(needs_escape) {
+    if find_escape(message).is_some() {
         let mut out = String::with_capacity(message.len() + 8);
         escape_into(message, &mut out);
         Cow::Owned(out)
@@ -39,7 +74,7 @@ pub fn escape(message: &str) -> Cow<'_, str> {
 pub fn escape_into(message: &str, out: &mut String) {
     use std::fmt::Write as _;
     let mut rest = message;
-    while let Some(at) = rest.find(needs_escape) {
+    while let Some(at) = find_escape(rest) {
         out.push_str(&rest[..at]);
         let c = rest[at..]
             .chars()
@@ -117,6 +152,25 @@ mod tests {
     fn escaped_text_is_always_one_line() {
         let nasty = "x\n\r\u{b}\u{c}\u{1c}\u{1d}\u{1e}\u{85}\u{2028}\u{2029}\\y";
         assert_eq!(escape(nasty).lines().count(), 1);
+    }
+
+    #[test]
+    fn the_byte_scan_agrees_with_the_char_rule_for_every_char() {
+        // Every char from U+0000 to U+3000, alone and between letters.
+        for code in 0..0x3000u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            for text in [c.to_string(), format!("a{c}b")] {
+                let expected = text.char_indices().find(|&(_, c)| needs_escape(c));
+                assert_eq!(find_escape(&text), expected.map(|(at, _)| at), "{code:#x}");
+            }
+        }
+        // Lead bytes shared with characters that are left alone.
+        assert_eq!(
+            escape("\u{80}\u{a9}\u{2000}\u{20ac}\u{2027}"),
+            "\u{80}\u{a9}\u{2000}\u{20ac}\u{2027}"
+        );
     }
 
     #[test]
