@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# Benchmarks the server and the headnode side by side with Redis, on
+# loopback only, and prints one line per figure: our value, the baseline
+# (Redis, or our own Activity 1, or the memory limit), the ratio, the target.
+#
+#   scripts/bench.sh           full run: installs redis-server/redis-tools
+#                              from Debian if missing, release build, ~2 min
+#   scripts/bench.sh --smoke   CI: debug build, tiny counts, checks only that
+#                              every scenario ran with zero errors (never a
+#                              timing); Redis only if already installed
+#
+# Settings (environment):
+#   BENCH_SIZE=32            message size in bytes, ours and redis-benchmark -d
+#   BENCH_RUNS=3             runs per throughput figure; the median is shown
+#   BENCH_N1=100000          messages, figure 1 (one connection, no pipelining)
+#   BENCH_N2=2000000         messages, figure 2 (50 connections, pipeline 16)
+#   BENCH_N3=300000          messages, figure 3 (the same with fsync always)
+#   BENCH_N4=1000000         messages, figure 4 (headnode and 3 datanodes)
+#   BENCH_IDLE=1000          idle connections, figure 5
+#   BENCH_FIGURES="0 1 2 3 4 5"  which figures to measure (0, the generator's
+#                            ceiling against a trivial sink, only in full mode)
+#   BENCH_REDIS_PORT=6399    port of the benchmark's own Redis
+#   BENCH_PROFILE            cargo profile: release (full) or debug (smoke)
+#   CARGO_TARGET_DIR         where the binaries are built (default target/)
+#
+# Every process it starts is killed on exit; every file lives in one
+# temporary folder, removed on exit. Method and figures: docs/PERFORMANCE.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=full
+case "${1:-}" in
+    "") ;;
+    --smoke) MODE=smoke ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "usage: $0 [--smoke]" >&2
+        exit 64
+        ;;
+esac
+
+SIZE=${BENCH_SIZE:-32}
+CONNS=50
+PIPE=16
+REDIS_PORT=${BENCH_REDIS_PORT:-6399}
+if [[ $MODE == smoke ]]; then
+    RUNS=${BENCH_RUNS:-1}
+    N1=${BENCH_N1:-200}
+    N2=${BENCH_N2:-4000}
+    N3=${BENCH_N3:-1600}
+    N4=${BENCH_N4:-4000}
+    IDLE=${BENCH_IDLE:-50}
+    PROFILE=${BENCH_PROFILE:-debug}
+else
+    RUNS=${BENCH_RUNS:-3}
+    N1=${BENCH_N1:-100000}
+    N2=${BENCH_N2:-2000000}
+    N3=${BENCH_N3:-300000}
+    N4=${BENCH_N4:-1000000}
+    IDLE=${BENCH_IDLE:-1000}
+    PROFILE=${BENCH_PROFILE:-release}
+fi
+MEMORY_LIMIT_MIB=50
+FIGURES=" ${BENCH_FIGURES:-0 1 2 3 4 5} "
+want() { [[ $FIGURES == *" $1 "* ]]; }
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+
+# ---------------------------------------------------------------- clean-up
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
+PIDS=()
+REDIS_UP=no
+REDIS_PID=""
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ $REDIS_UP == yes ]]; then
+        redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    fi
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Give each a moment to drain, then make sure.
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A thousand idle connections need a thousand descriptors on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------- build
+
+if [[ $PROFILE == release ]]; then
+    PROFILE_FLAG=(--release)
+else
+    PROFILE_FLAG=()
+fi
+say "building the workspace ($PROFILE)"
+cargo build "${PROFILE_FLAG[@]}" --workspace --locked --bins --quiet
+cargo build "${PROFILE_FLAG[@]}" -p loadgen --example sink --locked --quiet
+BIN="${CARGO_TARGET_DIR:-target}/$PROFILE"
+need=(loadgen)
+if want 1 || want 2 || want 3 || want 5; then need+=(server); fi
+if want 4; then need+=(headnode datanode); fi
+for bin in "${need[@]}"; do
+    [[ -x $BIN/$bin ]] || die "$BIN/$bin was not built"
+done
+
+if [[ $MODE == full ]]; then
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        say "installing redis-server and redis-tools from Debian"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            redis-server redis-tools >/dev/null
+    fi
+fi
+HAVE_REDIS=no
+if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+    HAVE_REDIS=yes
+fi
+
+# ---------------------------------------------------------------- processes
+
+# start NAME CMD... : starts CMD in the background with its stderr in
+# $WORK/NAME.log, and waits for its "listening on <addr>" line. Sets PID
+# and ADDR.
+start() {
+    local name=$1
+    shift
+    local log="$WORK/$name.log"
+    RUST_LOG=${RUST_LOG:-info} "$@" >/dev/null 2>"$log" &
+    PID=$!
+    PIDS+=("$PID")
+    ADDR=""
+    for _ in $(seq 200); do
+        ADDR=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$log" | head -n 1)
+        [[ -n $ADDR ]] && return 0
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$log" >&2
+    die "$name did not start listening"
+}
+
+# stop PID: SIGTERM, as docker stop does, and wait.
+stop() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# wait_for_line FILE TEXT: waits up to 20 s for TEXT to appear in FILE.
+wait_for_line() {
+    for _ in $(seq 200); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    cat "$1" >&2
+    die "no '$2' in $1"
+}
+
+start_server() { # NAME FSYNC
+    mkdir -p "$WORK/$1"
+    start "$1" "$BIN/server" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2"
+}
+
+start_cluster() { # NAME FSYNC: a headnode and three datanodes
+    mkdir -p "$WORK/$1"
+    start "$1-headnode" "$BIN/headnode" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2"
+    local head=$ADDR head_pid=$PID n
+    CLUSTER_PIDS=("$head_pid")
+    for n in 1 2 3; do
+        mkdir -p "$WORK/$1/datanode$n"
+        RUST_LOG=${RUST_LOG:-info} "$BIN/datanode" --headnode "$head" --name "datanode$n" \
+            --dir "$WORK/$1/datanode$n" --fsync "$2" >/dev/null 2>"$WORK/$1-datanode$n.log" &
+        PIDS+=("$!")
+        CLUSTER_PIDS+=("$!")
+    done
+    for n in 1 2 3; do
+        wait_for_line "$WORK/$1-datanode$n.log" "registered with headnode"
+    done
+    ADDR=$head
+    PID=$head_pid
+}
+
+# ---------------------------------------------------------------- measuring
+
+# Scenarios run inside $(...), so a failure is recorded in a file.
+fail() { echo "$*" >>"$WORK/failed"; }
+
+json_field() { # JSON KEY
+    sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1" | tr -d '"'
+}
+
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else print v[int((NR + 1) / 2)] }'
+}
+
+# ours_once LABEL ARGS...: one loadgen run; echoes its msgs/s. A run with
+# any error marks the benchmark failed.
+ours_once() {
+    local label=$1 out
+    shift
+    if ! out=$("$BIN/loadgen" --json "$@" 2>>"$WORK/loadgen.log"); then
+        say "$label: errors: ${out:-loadgen failed}"
+        tail -n 5 "$WORK/loadgen.log" >&2
+        fail "$label"
+    fi
+    local rate
+    rate=$(json_field "$out" msgs_per_sec)
+    echo "${rate:-0}"
+}
+
+# redis_once CONNS PIPELINE MESSAGES: one redis-benchmark run of RPUSH;
+# echoes its requests/s.
+redis_once() {
+    redis-cli -p "$REDIS_PORT" del mylist >/dev/null
+    redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t rpush -c "$1" -P "$2" -n "$3" \
+        -d "$SIZE" --csv | tail -n 1 | cut -d, -f2 | tr -d '"'
+}
+
+# measure LABEL CONNS PIPELINE MESSAGES: RUNS runs of ours (at $ADDR) and of
+# Redis (when installed), alternating so that both sides see the same
+# drift in the machine's load. Sets OURS and REDIS to the medians.
+measure() {
+    local label=$1 conns=$2 pipe=$3 messages=$4 run ours=() redis=()
+    for run in $(seq "$RUNS"); do
+        ours+=("$(ours_once "$label, run $run" --connect "$ADDR" --connections "$conns" \
+            --pipeline "$pipe" --messages "$messages" --size "$SIZE")")
+        if [[ $HAVE_REDIS == yes && -n ${REDIS_PID:-} ]]; then
+            redis+=("$(redis_once "$conns" "$pipe" "$messages")")
+        fi
+    done
+    OURS=$(printf '%s\n' "${ours[@]}" | median)
+    REDIS=$(printf '%s\n' "${redis[@]:-0}" | median)
+    say "$label: ours ${ours[*]}; redis ${redis[*]:-skipped}"
+}
+
+start_redis() { # APPENDFSYNC
+    mkdir -p "$WORK/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
+        --appendonly yes --appendfsync "$1" --daemonize no --logfile "$WORK/redis.log" &
+    PIDS+=("$!")
+    REDIS_PID=$!
+    REDIS_UP=yes
+    for _ in $(seq 100); do
+        [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && return 0
+        sleep 0.1
+    done
+    die "redis did not start on port $REDIS_PORT"
+}
+
+stop_redis() {
+    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_UP=no
+    REDIS_PID=""
+    rm -rf "$WORK/redis"
+}
+
+# line FIGURE OURS BASE RATIO TARGET: prints one figure. MET is judged
+# from RATIO and TARGET (">=x" or "<=x"), except in smoke mode.
+line() {
+    local met
+    if [[ $MODE == smoke ]]; then
+        met="ran"
+    elif [[ $4 == - ]]; then
+        met="n/a"
+    else
+        met=$(awk -v r="$4" -v t="$5" 'BEGIN {
+            op = substr(t, 1, 2); v = substr(t, 3) + 0
+            print ((op == ">=" && r >= v) || (op == "<=" && r <= v)) ? "yes" : "NO" }')
+    fi
+    printf '%-46s %-16s %-20s %-7s %-7s %s\n' "$1" "$2" "$3" "$4" "$5" "$met"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+rate() { awk -v r="$1" 'BEGIN { printf "%.0f", r }'; }
+
+# ---------------------------------------------------------------- figures
+
+say "mode $MODE: $SIZE-byte messages, $RUNS run(s) per figure, median"
+{
+    printf 'machine: %s, %s cores, %s\n' \
+        "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" "$(nproc)" "$(uname -r)"
+    printf 'messages: %s bytes; runs per figure: %s (median); redis: %s\n' "$SIZE" "$RUNS" \
+        "$([[ $HAVE_REDIS == yes ]] && redis-server --version | cut -d' ' -f3 || echo 'not installed, skipped')"
+} | tee "$WORK/summary.txt"
+printf '%-46s %-16s %-20s %-7s %-7s %s\n' figure ours baseline ratio target met
+
+if [[ $HAVE_REDIS == yes ]]; then
+    start_redis no
+fi
+redis_label() {
+    if [[ $HAVE_REDIS == yes ]]; then echo "$(rate "$1") req/s"; else echo "redis skipped"; fi
+}
+
+# 0. The generator's own ceiling, against a node that stores nothing.
+if [[ $MODE == full ]] && want 0; then
+    start sink "$BIN/examples/sink" 127.0.0.1:0
+    sink_rate=$(ours_once "sink" --connect "$ADDR" --connections "$CONNS" \
+        --pipeline "$PIPE" --messages "$N2" --size "$SIZE")
+    stop "$PID"
+    line "0 loadgen ceiling: trivial sink, 50x16" "$(rate "$sink_rate") msg/s" "(information)" - -
+fi
+
+# 1. One connection, no pipelining, fsync never vs RPUSH with AOF, fsync no.
+if want 1; then
+    start_server fig1 never
+    measure "figure 1" 1 1 "$N1"
+    stop "$PID"
+    line "1 1 conn, no pipelining, fsync never" "$(rate "$OURS") msg/s" \
+        "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.2"
+fi
+
+# 2. 50 connections, pipeline 16, fsync never vs AOF appendfsync no.
+ours2=0
+if want 2; then
+    start_server fig2 never
+    measure "figure 2" "$CONNS" "$PIPE" "$N2"
+    stop "$PID"
+    ours2=$OURS
+    line "2 50 conns x16, fsync never / AOF no" "$(rate "$OURS") msg/s" \
+        "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.0"
+fi
+
+# 3. The same with fsync always vs AOF appendfsync always.
+if want 3; then
+    if [[ $HAVE_REDIS == yes ]]; then
+        redis-cli -p "$REDIS_PORT" config set appendfsync always >/dev/null
+    fi
+    start_server fig3 always
+    measure "figure 3" "$CONNS" "$PIPE" "$N3"
+    stop "$PID"
+    line "3 50 conns x16, fsync always / AOF always" "$(rate "$OURS") msg/s" \
+        "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.0"
+fi
+if [[ $HAVE_REDIS == yes ]]; then
+    stop_redis
+fi
+
+# 4. Activity 2: headnode and three datanodes vs our figure 2.
+if want 4; then
+    start_cluster fig4 never
+    measure "figure 4" "$CONNS" "$PIPE" "$N4"
+    for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
+    line "4 activity 2 (headnode+3 datanodes), 50x16" "$(rate "$OURS") msg/s" \
+        "$(rate "$ours2") msg/s (fig 2)" "$(ratio "$OURS" "$ours2")" ">=0.5"
+fi
+
+# 5. Memory: server RSS with idle connections.
+if want 5; then
+    start_server fig5 never
+    if ! out=$("$BIN/loadgen" --json --connect "$ADDR" --idle-connections "$IDLE" \
+        --rss-pid "$PID" 2>>"$WORK/loadgen.log"); then
+        say "figure 5: errors: ${out:-loadgen failed}"
+        tail -n 5 "$WORK/loadgen.log" >&2
+        fail "figure 5"
+    fi
+    stop "$PID"
+    rss_kib=$(json_field "$out" rss_kib)
+    rss_mib=$(awk -v k="${rss_kib:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
+    line "5 server RSS, $IDLE idle connections" "$rss_mib MiB" "limit $MEMORY_LIMIT_MIB MiB" \
+        "$(ratio "$rss_mib" "$MEMORY_LIMIT_MIB")" "<=1.0"
+fi
+
+if [[ -s $WORK/failed ]]; then
+    die "errors in: $(paste -sd, "$WORK/failed")"
+fi
+say "done"
