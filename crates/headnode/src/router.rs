@@ -688,6 +688,12 @@ impl<T> Router<T> {
                 });
                 self.answer(id, Err(err));
             } else {
+                if self.parked.is_empty() {
+                    tracing::warn!(
+                        timeout = ?self.config.unavailable_timeout,
+                        "no active datanode: messages wait for one"
+                    );
+                }
                 self.parked.push_back(Parked { msg: id, deadline });
             }
             return;

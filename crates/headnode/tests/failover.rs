@@ -1,0 +1,113 @@
+//! A datanode killed with SIGKILL in the middle of a run, then restarted.
+
+mod common;
+
+use std::thread;
+
+use common::*;
+
+#[test]
+fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
+    let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &[]);
+    let log = cluster.root.path().join("registro_cliente.txt");
+    let args: Vec<String> = [
+        "--connect",
+        &cluster.addr(),
+        "--log",
+        &log.display().to_string(),
+        "--count",
+        "20000",
+        "--seed",
+        "7",
+        "--pipeline",
+        "16",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let client = thread::spawn(move || run_client(args));
+
+    // Kill dn2 once it has stored something: messages are in flight on it.
+    let victim = cluster.data_file("dn2");
+    assert!(
+        testkit::wait_until(PATIENCE, || complete_lines(&victim).len() >= 200),
+        "dn2 never stored anything"
+    );
+    let mark = heartbeats(&cluster.heartbeat_file()).len();
+    cluster.kill_datanode("dn2");
+    assert!(
+        !client.is_finished(),
+        "the client finished before the kill: the test proves nothing; raise --count"
+    );
+    let stored_before_restart = testkit::read_lines(&victim).len();
+
+    // The client still gets a confirmation for every message...
+    let run = client.join().expect("client thread");
+    assert_all_confirmed(&run, 20_001);
+    let answers = client_answers(&log);
+    assert_eq!(answers.len(), 20_001);
+    // ...each backed by the data.txt of the datanode it names (a message
+    // dn2 wrote but never confirmed may be stored twice: at-least-once).
+    assert_confirmations_stored(&cluster, &answers);
+    // Confirmed once each, in order: the headnode's registry says the same.
+    assert_eq!(server_records(&cluster.registro_server()), answers);
+    assert!(
+        answers.iter().any(|(_, node)| node == "dn2"),
+        "dn2 confirmed nothing before it died"
+    );
+
+    // The heartbeat reports dn2 inactive. Order of events: the link dropped
+    // at the kill, so every round reported after the headnode saw the drop
+    // says inactive; at most one round (one already being written at the
+    // kill) may still say active. So the inactive line comes at most one
+    // round after the kill, i.e. within one interval plus the timeout.
+    let inactive_after_kill = || {
+        heartbeats(&cluster.heartbeat_file())[mark..]
+            .iter()
+            .any(|line| *line == ("dn2".to_owned(), false))
+    };
+    assert!(
+        testkit::wait_until(PATIENCE, inactive_after_kill),
+        "dn2 never reported inactive"
+    );
+    let after: Vec<bool> = heartbeats(&cluster.heartbeat_file())[mark..]
+        .iter()
+        .filter(|(name, _)| name == "dn2")
+        .map(|(_, active)| *active)
+        .collect();
+    let first_inactive = after.iter().position(|active| !active).expect("seen");
+    assert!(
+        first_inactive <= 1,
+        "dn2 reported active in {first_inactive} rounds after its death: {after:?}"
+    );
+    assert!(
+        after[first_inactive..].iter().all(|active| !active),
+        "a dead datanode reported active again: {after:?}"
+    );
+    // The others stayed active all along.
+    assert!(heartbeats(&cluster.heartbeat_file())
+        .iter()
+        .filter(|(name, _)| name != "dn2")
+        .all(|(_, active)| *active));
+
+    // Restart dn2 with the same name and folder: active again...
+    let lines_before = heartbeats(&cluster.heartbeat_file()).len();
+    cluster.start_datanode("dn2");
+    cluster.wait_registered("dn2", 1);
+    assert!(
+        testkit::wait_until(PATIENCE, || {
+            heartbeats(&cluster.heartbeat_file())[lines_before..]
+                .iter()
+                .any(|line| *line == ("dn2".to_owned(), true))
+        }),
+        "dn2 never reported active again"
+    );
+    // ...and it receives messages again.
+    let second_log = cluster.root.path().join("second.txt");
+    let run = cluster.client(&second_log, &["--count", "1000", "--pipeline", "4"]);
+    assert_all_confirmed(&run, 1001);
+    let answers = client_answers(&second_log);
+    assert_confirmations_stored(&cluster, &answers);
+    assert!(answers.iter().any(|(_, node)| node == "dn2"));
+    assert!(testkit::read_lines(&victim).len() > stored_before_restart);
+}
