@@ -216,7 +216,7 @@ pub fn heartbeats(path: &Path) -> Vec<(String, bool)> {
         .map(|line| {
             let (stamp, text) = journal::parse_record(line)
                 .unwrap_or_else(|| panic!("malformed heartbeat line {line:?}"));
-            assert!(testkit::is_timestamp(&stamp), "bad time stamp {stamp:?}");
+            assert!(testkit::is_timestamp(stamp), "bad time stamp {stamp:?}");
             let (name, active) = sentences::parse_heartbeat(&text)
                 .unwrap_or_else(|| panic!("not a heartbeat sentence: {text:?}"));
             (name.to_owned(), active)
