@@ -429,3 +429,71 @@ mod tests {
         assert_eq!(Reply::parse(b"HELLO"), None);
     }
 }
+
+/// The examples of `docs/PROTOCOL.md` are the bytes this crate encodes.
+#[cfg(test)]
+mod documented_examples {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::{encode_frame, sentences::server_received, DEFAULT_MAX_FRAME};
+
+    /// A frame as the document shows it: hex bytes, 24 to a line.
+    fn hex_lines(payload: &[u8]) -> String {
+        let mut frame = BytesMut::new();
+        encode_frame(payload, &mut frame).unwrap();
+        frame
+            .chunks(24)
+            .map(|line| {
+                line.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn every_documented_frame_is_what_the_encoder_writes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
+        let doc = std::fs::read_to_string(path).expect("docs/PROTOCOL.md exists");
+        let ok = |message: &str| Reply::Ok(server_received(message)).to_payload();
+        let frames: Vec<(String, BytesMut)> = vec![
+            ("PING".into(), Request::Ping.to_payload()),
+            ("PONG".into(), Reply::Pong.to_payload()),
+            (
+                "SEND Adiós".into(),
+                Request::Send("Adiós".into()).to_payload(),
+            ),
+            ("OK 'Adiós'".into(), ok("Adiós")),
+            (
+                "SEND Hola".into(),
+                Request::Send("Hola".into()).to_payload(),
+            ),
+            ("OK 'Hola'".into(), ok("Hola")),
+            (
+                "SEND Sistemas".into(),
+                Request::Send("Sistemas".into()).to_payload(),
+            ),
+            ("OK 'Sistemas'".into(), ok("Sistemas")),
+            ("FETCH x".into(), BytesMut::from(&b"FETCH x"[..])),
+            (
+                "ERR UNKNOWN_COMMAND".into(),
+                Reply::from(Request::parse(b"FETCH x").unwrap_err()).to_payload(),
+            ),
+            (
+                "ERR TOO_LARGE".into(),
+                Reply::from(ErrorReply::too_large(70_000, DEFAULT_MAX_FRAME)).to_payload(),
+            ),
+        ];
+        for (what, payload) in frames {
+            let hex = hex_lines(&payload);
+            assert!(
+                doc.contains(&format!("\n{hex}\n")),
+                "docs/PROTOCOL.md lacks the frame of {what}:\n{hex}"
+            );
+        }
+        assert!(doc.contains("\n00 01 11 70\n"), "the 70000-byte header");
+    }
+}
