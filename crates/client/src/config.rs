@@ -28,8 +28,8 @@ pub struct Config {
     pub log: PathBuf,
 
     /// Send N messages drawn at random from the list without "exit", then
-    /// "exit" (N+1 in all). Without it, messages are drawn from the whole
-    /// list until "exit" comes up, as in the original exercise.
+    /// "exit" (N+1 in all). Without it, or with 0, messages are drawn from
+    /// the whole list until "exit" comes up, as in the original exercise.
     #[arg(long, env = "CLIENT_COUNT")]
     pub count: Option<u64>,
 
@@ -70,6 +70,32 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses the command line and the environment, where an empty
+    /// `CLIENT_*` variable counts as unset: compose files write
+    /// `CLIENT_COUNT: ${CLIENT_COUNT:-}` to pass a variable only when the
+    /// person running them set it.
+    pub fn from_env_and_args() -> Config {
+        let empty: Vec<_> = std::env::vars_os()
+            .filter(|(name, value)| {
+                name.to_str()
+                    .is_some_and(|name| name.starts_with("CLIENT_"))
+                    && value.is_empty()
+            })
+            .map(|(name, _)| name)
+            .collect();
+        for name in empty {
+            // Called first thing in main, before any other thread exists.
+            std::env::remove_var(name);
+        }
+        Config::parse()
+    }
+
+    /// The fixed number of drawn messages before "exit", if any (`--count
+    /// 0` is the same as no `--count`).
+    pub fn fixed_count(&self) -> Option<u64> {
+        self.count.filter(|&count| count > 0)
+    }
+
     /// The largest reply frame accepted: replies wrap the message.
     pub fn max_reply(&self) -> usize {
         self.max_frame + ENVELOPE_ALLOWANCE
@@ -136,6 +162,8 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_millis(500));
         assert_eq!(config.pipeline.get(), 64);
         assert_eq!(config.max_frame, 1024);
+        assert_eq!(config.fixed_count(), Some(500));
+        assert_eq!(parse(&["--count", "0"]).unwrap().fixed_count(), None);
         assert!(parse(&["--stdin", "--count", "3"]).unwrap().stdin);
         assert!(parse(&["--ping", "--count", "3"]).unwrap().ping);
     }

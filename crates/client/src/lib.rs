@@ -39,7 +39,7 @@ pub async fn run(config: &Config) -> Result<Summary, String> {
     let source = if config.stdin {
         Source::stdin()
     } else {
-        Source::Drawn(Box::new(Draw::new(config.seed, config.count)))
+        Source::Drawn(Box::new(Draw::new(config.seed, config.fixed_count())))
     };
     let stream = connect_with_retry(&config.connect, Some(config.connect_timeout))
         .await

@@ -4,10 +4,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let config = client::Config::parse();
+    let config = client::Config::from_env_and_args();
     node::runtime::init_tracing();
     // One thread: the client is one connection, and leaves the cores to the
     // nodes it talks to when they share the machine.

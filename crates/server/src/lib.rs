@@ -109,3 +109,64 @@ pub async fn run(
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use futures::{SinkExt, StreamExt};
+    use protocol::Frame;
+    use tokio_util::codec::Framed;
+
+    use super::*;
+
+    /// The library can be embedded: bind, run, talk, cancel, and `run`
+    /// returns once the sessions are drained.
+    #[tokio::test]
+    async fn runs_embedded_until_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse_from([
+            "server",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--fsync",
+            "always",
+        ]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(run(config, listener, shutdown.clone()));
+
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut framed = Framed::new(stream, FrameCodec::new(4096));
+        framed.send(&b"SEND Hola"[..]).await.unwrap();
+        assert_eq!(
+            framed.next().await.unwrap().unwrap(),
+            Frame::Data(
+                "OK El servidor ha recibido satisfactoriamente su mensaje 'Hola'."
+                    .as_bytes()
+                    .into()
+            )
+        );
+        shutdown.cancel();
+        assert!(framed.next().await.is_none(), "closed on shutdown");
+        server.await.unwrap().unwrap();
+        let log = std::fs::read_to_string(dir.path().join(LOG_FILE)).unwrap();
+        assert_eq!(
+            log,
+            format!("{} -> Hola\n", framed.get_ref().local_addr().unwrap())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unusable_log_folder_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::parse_from(["server", "--dir", file.to_str().unwrap()]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = run(config, listener, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot open"), "{err}");
+    }
+}
