@@ -18,7 +18,8 @@ use testkit::{Node, Run, TempDir};
 /// Generous: the machine running the tests may be loaded.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Short heartbeats so that tests see several rounds quickly.
+/// Short heartbeats so that tests see several rounds quickly (unless a
+/// test gives its own `--heartbeat-interval` and `--heartbeat-timeout`).
 pub const HEARTBEAT: [&str; 4] = [
     "--heartbeat-interval",
     "200ms",
@@ -123,7 +124,9 @@ impl Cluster {
 pub fn start_headnode(dir: &Path, listen: &str, extra: &[&str]) -> Node {
     let dir = dir.display().to_string();
     let mut args = vec!["--listen", listen, "--dir", &dir];
-    args.extend(HEARTBEAT);
+    if !extra.contains(&"--heartbeat-interval") {
+        args.extend(HEARTBEAT);
+    }
     args.extend(extra);
     Node::spawn("headnode", &args)
 }
