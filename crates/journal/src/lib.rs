@@ -67,12 +67,46 @@ pub struct Journal {
 struct Inner {
     path: PathBuf,
     durability: Durability,
-    file: Mutex<File>,
+    file: Mutex<Appender>,
     /// A second handle on the same file, so that a sync does not hold the
     /// write lock: appends go on while the disk flushes.
     sync_file: Arc<File>,
     sync: Mutex<SyncState>,
     synced: Notify,
+}
+
+/// The write end of the file and its length, known without a system call.
+#[derive(Debug)]
+struct Appender {
+    file: File,
+    /// Length of the file after the last complete append.
+    len: u64,
+}
+
+impl Appender {
+    /// Writes `records` whole, or puts the file back as it was.
+    ///
+    /// A failed `write_all` (disk full, quota) may leave part of the batch
+    /// in the file; cutting it off at once keeps the next record on a line
+    /// of its own and keeps unconfirmed text out of the log.
+    fn append(&mut self, records: &[u8]) -> io::Result<()> {
+        match self.file.write_all(records) {
+            Ok(()) => {
+                self.len += records.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                self.rollback();
+                Err(err)
+            }
+        }
+    }
+
+    fn rollback(&mut self) {
+        if let Err(err) = self.file.set_len(self.len) {
+            tracing::error!(%err, "could not cut a partly written batch");
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -104,11 +138,12 @@ impl Journal {
         if let Some(cut) = cut_torn_tail(&mut file)? {
             tracing::warn!(path = %path.display(), bytes = cut, "cut an incomplete last line");
         }
+        let len = file.seek(SeekFrom::End(0))?;
         let sync_file = Arc::new(file.try_clone()?);
         let inner = Arc::new(Inner {
             path,
             durability,
-            file: Mutex::new(file),
+            file: Mutex::new(Appender { file, len }),
             sync_file,
             sync: Mutex::new(SyncState::default()),
             synced: Notify::new(),
@@ -151,7 +186,7 @@ impl Journal {
         // A write of a few kilobytes to the page cache takes about a
         // microsecond: cheaper than handing it to a blocking thread.
         let mut file = self.inner.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(records)?;
+        file.append(records)?;
         // Numbered under the file lock, so sequence order is file order.
         let mut sync = self.inner.sync.lock().unwrap_or_else(|e| e.into_inner());
         sync.written += 1;
@@ -313,6 +348,21 @@ mod tests {
                 .map_or(0, |at| at + 1);
             assert_eq!(text, format!("{}next\n", &whole[..kept]), "cut at {cut}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_partly_written_batch_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path().join("log.txt"), Durability::Never).unwrap();
+        journal.append(b"kept\n").await.unwrap();
+        {
+            // What a write that failed halfway leaves behind.
+            let mut appender = journal.inner.file.lock().unwrap();
+            appender.file.write_all(b"half of a ba").unwrap();
+            appender.rollback();
+        }
+        journal.append(b"next\n").await.unwrap();
+        assert_eq!(read(&journal), "kept\nnext\n");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
