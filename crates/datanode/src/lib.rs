@@ -38,9 +38,12 @@
 //! The full description of the link is `docs/protocol-datanode-link.md`.
 
 use std::{
+    future::Future,
     io,
     net::SocketAddr,
     path::{Path, PathBuf},
+    pin::Pin,
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -56,7 +59,10 @@ use protocol::{
     command::is_valid_name, sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE,
 };
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, ReadBuf},
+    net::TcpStream,
+};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
@@ -105,6 +111,13 @@ pub struct Config {
     /// this plus 1 KiB, as they wrap a client's message.
     #[arg(long, env = "DATANODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
+
+    /// If nothing at all arrives from the headnode for this long, the link
+    /// is taken as dead (its host vanished without closing it) and the
+    /// datanode registers again. Must exceed the headnode's heartbeat
+    /// interval, since a PING arrives at least that often.
+    #[arg(long, env = "DATANODE_IDLE_TIMEOUT", default_value = "30s", value_parser = node::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 impl Config {
@@ -191,12 +204,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             _ = shutdown.cancelled() => return Ok(()),
         };
         match stream {
-            Ok(stream) => match serve_link(stream, &name, &store, max_frame, &shutdown).await {
-                LinkEnd::Shutdown => return Ok(()),
-                LinkEnd::Fatal(err) => return Err(Error::Refused(err)),
-                LinkEnd::Served => backoff.reset(),
-                LinkEnd::Retry => {}
-            },
+            Ok(stream) => {
+                let idle = config.idle_timeout;
+                match serve_link(stream, &name, &store, max_frame, idle, &shutdown).await {
+                    LinkEnd::Shutdown => return Ok(()),
+                    LinkEnd::Fatal(err) => return Err(Error::Refused(err)),
+                    LinkEnd::Served => backoff.reset(),
+                    LinkEnd::Retry => {}
+                }
+            }
             Err(err) => tracing::warn!(headnode = %config.headnode, %err, "cannot connect"),
         }
         tokio::select! {
@@ -224,12 +240,14 @@ async fn serve_link(
     name: &str,
     store: &DataStore,
     max_frame: usize,
+    idle_timeout: Duration,
     shutdown: &CancellationToken,
 ) -> LinkEnd {
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (read, write) = stream.into_split();
+    let read = IdleRead::new(read, idle_timeout);
     let mut reader = FramedRead::new(read, FrameCodec::new(max_frame));
     let mut writer = FramedWrite::new(write, FrameCodec::new(max_frame));
     let register = Request::Register(name.to_owned()).to_payload();
@@ -311,6 +329,58 @@ async fn serve_link(
     }
 }
 
+/// A reader that fails with `TimedOut` when nothing has arrived for a
+/// while.
+///
+/// A headnode whose host vanishes (power loss, a network partition) never
+/// closes its side of the link, and a datanode that only answers would wait
+/// on it forever. The headnode sends a `PING` every heartbeat interval, so
+/// silence much longer than that means the link is dead; the error ends the
+/// session like any broken connection, and the datanode registers again.
+#[derive(Debug)]
+pub struct IdleRead<R> {
+    inner: R,
+    timeout: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<R> IdleRead<R> {
+    /// Wraps `inner`; the clock starts now.
+    pub fn new(inner: R, timeout: Duration) -> Self {
+        IdleRead {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for IdleRead<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    let next = tokio::time::Instant::now() + self.timeout;
+                    self.deadline.as_mut().reset(next);
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing from the headnode for {:?}", self.timeout),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
 /// Appends stored messages to data.txt and confirms them.
 #[derive(Debug, Clone)]
 pub struct DataStore {
@@ -387,6 +457,24 @@ mod tests {
         assert_eq!(config.dir, PathBuf::from("."));
         assert_eq!(config.fsync, Durability::Never);
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
+        assert_eq!(config.idle_timeout, Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_link_times_out_and_a_busy_one_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut ours, theirs) = tokio::io::duplex(64);
+        let mut idle = IdleRead::new(theirs, Duration::from_secs(30));
+        let mut buf = [0u8; 8];
+        // Traffic every 20 s keeps it alive well past 30 s.
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            ours.write_all(b"x").await.unwrap();
+            assert_eq!(idle.read(&mut buf).await.unwrap(), 1);
+        }
+        // Then silence: an error after 30 s.
+        let err = idle.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]
