@@ -55,7 +55,31 @@ impl Record {
 
 /// The current local time as the seed's files write it: `2019-10-05 01:57:38`.
 pub fn timestamp() -> String {
-    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
+    // Converting to local time and formatting costs about 300 ns, and the
+    // headnode and datanodes stamp every batch; within one second the text
+    // is the same, so each thread keeps the last one. The second is read
+    // from the same instant that is then formatted, so the cache can never
+    // pair a second with the text of another; a new second is converted
+    // afresh, so a change of the UTC offset shows from its first second.
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != now.timestamp() {
+            *last = (now.timestamp(), format_local(now));
+        }
+        last.1.clone()
+    })
+}
+
+fn format_local(instant: chrono::DateTime<chrono::Utc>) -> String {
+    instant
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Splits a log line into its left part and its unescaped text.
@@ -94,6 +118,19 @@ mod tests {
             parse_record(line),
             Some(("2019-10-05 01:57:38", "a -> b\\c\r".to_string()))
         );
+    }
+
+    #[test]
+    fn cached_timestamps_match_a_fresh_conversion() {
+        for _ in 0..1000 {
+            let before = format_local(chrono::Utc::now());
+            let stamp = timestamp();
+            let after = format_local(chrono::Utc::now());
+            assert!(
+                stamp == before || stamp == after,
+                "{before} {stamp} {after}"
+            );
+        }
     }
 
     #[test]
