@@ -33,7 +33,11 @@ mod idle;
 mod load;
 pub mod stats;
 
-use std::{io, net::SocketAddr, time::Instant};
+use std::{
+    io,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
 use tokio::net::TcpStream;
@@ -44,8 +48,8 @@ pub use stats::{IdleReport, Latencies, LoadReport};
 /// The result of a run, in either mode.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// A load run.
-    Load(LoadReport),
+    /// A load run (boxed: it is far larger than an idle report).
+    Load(Box<LoadReport>),
     /// An idle-connections run.
     Idle(IdleReport),
 }
@@ -90,7 +94,9 @@ pub async fn run_async(config: &Config) -> io::Result<Outcome> {
     let addr = resolve(&config.connect).await?;
     match config.idle_connections {
         Some(count) => idle::hold(config, addr, count).await.map(Outcome::Idle),
-        None => load(config, addr).await.map(Outcome::Load),
+        None => load(config, addr)
+            .await
+            .map(|report| Outcome::Load(Box::new(report))),
     }
 }
 
@@ -125,6 +131,8 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
         latencies: Latencies::new(),
         errors: Default::default(),
         rss_kib: None,
+        own_cpu: Duration::ZERO,
+        cpu: Vec::new(),
     };
     if streams.iter().all(Result::is_err) {
         if let Some(Err(err)) = streams.into_iter().next() {
@@ -133,6 +141,13 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
         return Ok(report);
     }
 
+    let own = std::process::id();
+    let cpu_before = config
+        .cpu_pids
+        .iter()
+        .map(|&pid| stats::cpu_time(pid))
+        .collect::<io::Result<Vec<_>>>()?;
+    let own_before = stats::cpu_time(own)?;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
     for (index, stream) in streams.into_iter().enumerate() {
@@ -162,6 +177,12 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
         report.errors.merge(&result.errors);
     }
     report.elapsed = start.elapsed();
+    report.own_cpu = stats::cpu_time(own)?.saturating_sub(own_before);
+    for (&pid, before) in config.cpu_pids.iter().zip(cpu_before) {
+        report
+            .cpu
+            .push((pid, stats::cpu_time(pid)?.saturating_sub(before)));
+    }
     if let Some(pid) = config.rss_pid {
         report.rss_kib = Some(stats::rss_kib(pid)?);
     }
@@ -238,7 +259,7 @@ mod tests {
 
     async fn load_report(addr: SocketAddr, args: &[&str]) -> LoadReport {
         match run_async(&config(addr, args)).await.unwrap() {
-            Outcome::Load(report) => report,
+            Outcome::Load(report) => *report,
             other => panic!("expected a load report, got {other:?}"),
         }
     }

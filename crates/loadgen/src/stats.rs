@@ -152,9 +152,22 @@ pub struct LoadReport {
     pub errors: Errors,
     /// Resident memory of `--rss-pid` after the load, in KiB.
     pub rss_kib: Option<u64>,
+    /// CPU time the generator itself used during the load.
+    pub own_cpu: Duration,
+    /// CPU time each of `--cpu-pids` used during the load.
+    pub cpu: Vec<(u32, Duration)>,
 }
 
 impl LoadReport {
+    /// CPU time per confirmed message, in nanoseconds.
+    pub fn per_message(&self, cpu: Duration) -> f64 {
+        if self.confirmed == 0 {
+            0.0
+        } else {
+            cpu.as_nanos() as f64 / self.confirmed as f64
+        }
+    }
+
     /// Confirmed messages per second.
     pub fn throughput(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
@@ -206,6 +219,15 @@ impl LoadReport {
         if let Some(kib) = self.rss_kib {
             let _ = writeln!(text, "rss: {}", mib(kib));
         }
+        let _ = write!(
+            text,
+            "cpu per message: loadgen {:.0}ns",
+            self.per_message(self.own_cpu)
+        );
+        for (pid, cpu) in &self.cpu {
+            let _ = write!(text, ", pid {pid} {:.0}ns", self.per_message(*cpu));
+        }
+        text.push('\n');
         text
     }
 
@@ -218,12 +240,21 @@ impl LoadReport {
             .iter()
             .map(|(code, count)| format!("\"{}\":{count}", json_escape(code)))
             .collect();
+        let cpu: Vec<String> =
+            std::iter::once(format!("\"loadgen\":{:.0}", self.per_message(self.own_cpu)))
+                .chain(
+                    self.cpu
+                        .iter()
+                        .map(|(pid, cpu)| format!("\"{pid}\":{:.0}", self.per_message(*cpu))),
+                )
+                .collect();
         format!(
             "{{\"mode\":\"load\",\"target\":\"{}\",\"connections\":{},\"pipeline\":{},\
              \"size\":{},\"messages\":{},\"sent\":{},\"confirmed\":{},\"elapsed_s\":{:.6},\
              \"msgs_per_sec\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\
              \"max_us\":{:.1},\"errors\":{},\"err_replies\":{{{}}},\"bad_replies\":{},\
-             \"lost_connections\":{},\"unanswered\":{},\"unsent\":{},\"rss_kib\":{}}}",
+             \"lost_connections\":{},\"unanswered\":{},\"unsent\":{},\"rss_kib\":{},\
+             \"cpu_ns_per_msg\":{{{}}}}}",
             json_escape(&self.target),
             self.connections,
             self.pipeline,
@@ -245,6 +276,7 @@ impl LoadReport {
             e.unsent,
             self.rss_kib
                 .map_or_else(|| "null".to_owned(), |k| k.to_string()),
+            cpu.join(","),
         )
     }
 }
@@ -334,6 +366,33 @@ fn json_escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// CPU time (user and system, every thread) process `pid` has used, from
+/// `/proc/<pid>/stat`. Linux counts it in ticks of 1/100 s (`USER_HZ` is
+/// 100 on every architecture Linux exports to user space this way), so
+/// loads should last a second or more.
+pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| Duration::from_millis(ticks * 10))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("cannot read /proc/{pid}/stat"),
+            )
+        })
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line. The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted from after its last `)`.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Resident memory of process `pid` in KiB, from `/proc/<pid>/status`.
@@ -445,6 +504,14 @@ mod tests {
     }
 
     #[test]
+    fn reads_cpu_ticks() {
+        let stat = "42 (tokio (rt) x) S 1 42 42 0 -1 4194560 500 0 0 0 123 45 0 0 20 0 3 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(168));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        cpu_time(std::process::id()).unwrap();
+    }
+
+    #[test]
     fn reports_render() {
         let mut latencies = Latencies::new();
         latencies.record_n(us(250), 10);
@@ -460,6 +527,8 @@ mod tests {
             latencies,
             errors: Errors::default(),
             rss_kib: Some(2048),
+            own_cpu: Duration::from_millis(10),
+            cpu: vec![(7, Duration::from_millis(20))],
         };
         assert!(report.is_clean());
         assert!((report.throughput() - 1000.0).abs() < 1e-6);
@@ -471,7 +540,15 @@ mod tests {
         assert!(json.contains("\"confirmed\":10,"), "{json}");
         assert!(json.contains("\"errors\":0,"), "{json}");
         assert!(json.contains("\"err_replies\":{}"), "{json}");
-        assert!(json.contains("\"rss_kib\":2048}"), "{json}");
+        assert!(json.contains("\"rss_kib\":2048,"), "{json}");
+        assert!(
+            json.contains("\"cpu_ns_per_msg\":{\"loadgen\":1000000,\"7\":2000000}}"),
+            "{json}"
+        );
+        assert!(
+            text.contains("cpu per message: loadgen 1000000ns, pid 7 2000000ns"),
+            "{text}"
+        );
         assert!(json.contains("\"p50_us\":250."), "{json}");
     }
 }
