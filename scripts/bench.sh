@@ -211,50 +211,76 @@ median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else print v[int((NR + 1) / 2)] }'
 }
 
-# ours_once LABEL ARGS...: one loadgen run; echoes its msgs/s. A run with
-# any error marks the benchmark failed.
+# ours_once LABEL PIDS ARGS...: one loadgen run against our node(s), whose
+# CPU time is charged to PIDS (comma-separated). Echoes "msgs/s node-ns
+# loadgen-ns": the rate and the CPU nanoseconds per message of our
+# processes (summed) and of the generator. A run with any error marks the
+# benchmark failed.
 ours_once() {
-    local label=$1 out
-    shift
-    if ! out=$("$BIN/loadgen" --json "$@" 2>>"$WORK/loadgen.log"); then
+    local label=$1 pids=$2 out
+    shift 2
+    if ! out=$("$BIN/loadgen" --json --cpu-pids "$pids" "$@" 2>>"$WORK/loadgen.log"); then
         say "$label: errors: ${out:-loadgen failed}"
         tail -n 5 "$WORK/loadgen.log" >&2
         fail "$label"
     fi
-    local rate
+    local rate cpu node gen
     rate=$(json_field "$out" msgs_per_sec)
-    echo "${rate:-0}"
+    cpu=$(sed -n 's/.*"cpu_ns_per_msg":{\([^}]*\)}.*/\1/p' <<<"$out")
+    gen=$(sed -n 's/.*"loadgen":\([0-9]*\).*/\1/p' <<<"$cpu")
+    node=$(tr ',' '\n' <<<"$cpu" | grep -v loadgen | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }')
+    echo "${rate:-0} ${node:-0} ${gen:-0}"
 }
 
-# redis_once CONNS PIPELINE MESSAGES: one redis-benchmark run of RPUSH;
-# echoes its requests/s.
+# cpu_ticks PID: user + system CPU of PID so far, in 1/100 s.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+# redis_once CONNS PIPELINE MESSAGES: one redis-benchmark run of RPUSH.
+# Echoes "req/s server-ns benchmark-ns", like ours_once.
 redis_once() {
     redis-cli -p "$REDIS_PORT" del mylist >/dev/null
-    redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t rpush -c "$1" -P "$2" -n "$3" \
-        -d "$SIZE" --csv | tail -n 1 | cut -d, -f2 | tr -d '"'
+    local before after rate bench_s TIMEFORMAT='%U %S'
+    before=$(cpu_ticks "$REDIS_PID")
+    { time redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t rpush -c "$1" -P "$2" -n "$3" \
+        -d "$SIZE" --csv >"$WORK/redis-benchmark.csv"; } 2>"$WORK/redis-benchmark.time"
+    after=$(cpu_ticks "$REDIS_PID")
+    rate=$(tail -n 1 "$WORK/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
+    bench_s=$(awk '{ print $1 + $2 }' "$WORK/redis-benchmark.time")
+    awk -v r="$rate" -v b="$before" -v a="$after" -v s="$bench_s" -v n="$3" \
+        'BEGIN { printf "%s %.0f %.0f\n", r, (a - b) * 1e7 / n, s * 1e9 / n }'
 }
 
-# measure LABEL CONNS PIPELINE MESSAGES: RUNS runs of ours (at $ADDR) and of
-# Redis (when installed), alternating so that both sides see the same
-# drift in the machine's load. Sets OURS and REDIS to the medians.
+# measure LABEL PIDS CONNS PIPELINE MESSAGES: RUNS runs of ours (at $ADDR,
+# CPU charged to PIDS) and of Redis (when running), alternating so that
+# both sides see the same drift in the machine's load. Sets OURS and
+# REDIS to the median rates, and logs every run with CPU per message.
 measure() {
-    local label=$1 conns=$2 pipe=$3 messages=$4 run ours=() redis=()
+    local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result
+    local ours=() redis=() ours_cpu=() redis_cpu=()
     for run in $(seq "$RUNS"); do
-        ours+=("$(ours_once "$label, run $run" --connect "$ADDR" --connections "$conns" \
-            --pipeline "$pipe" --messages "$messages" --size "$SIZE")")
-        if [[ $HAVE_REDIS == yes && -n ${REDIS_PID:-} ]]; then
-            redis+=("$(redis_once "$conns" "$pipe" "$messages")")
+        read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
+            --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
+        ours+=("${result[0]}")
+        ours_cpu+=("${result[1]}/${result[2]}")
+        if [[ $HAVE_REDIS == yes && -n $REDIS_PID ]]; then
+            read -r -a result < <(redis_once "$conns" "$pipe" "$messages")
+            redis+=("${result[0]}")
+            redis_cpu+=("${result[1]}/${result[2]}")
         fi
     done
     OURS=$(printf '%s\n' "${ours[@]}" | median)
     REDIS=$(printf '%s\n' "${redis[@]:-0}" | median)
-    say "$label: ours ${ours[*]}; redis ${redis[*]:-skipped}"
+    say "$label: ours msg/s ${ours[*]}; CPU ns/msg node/loadgen ${ours_cpu[*]}"
+    if [[ ${#redis[@]} -gt 0 ]]; then
+        say "$label: redis req/s ${redis[*]}; CPU ns/req redis-server/redis-benchmark ${redis_cpu[*]}"
+    fi
 }
 
 start_redis() { # APPENDFSYNC
     mkdir -p "$WORK/redis"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
-        --appendonly yes --appendfsync "$1" --daemonize no --logfile "$WORK/redis.log" &
+    # exec: $! is then redis-server itself, whose CPU time is read.
+    (exec redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
+        --appendonly yes --appendfsync "$1" --daemonize no --logfile "$WORK/redis.log") &
     PIDS+=("$!")
     REDIS_PID=$!
     REDIS_UP=yes
@@ -313,16 +339,17 @@ redis_label() {
 # 0. The generator's own ceiling, against a node that stores nothing.
 if [[ $MODE == full ]] && want 0; then
     start sink "$BIN/examples/sink" 127.0.0.1:0
-    sink_rate=$(ours_once "sink" --connect "$ADDR" --connections "$CONNS" \
+    read -r -a result < <(ours_once "sink" "$PID" --connect "$ADDR" --connections "$CONNS" \
         --pipeline "$PIPE" --messages "$N2" --size "$SIZE")
     stop "$PID"
-    line "0 loadgen ceiling: trivial sink, 50x16" "$(rate "$sink_rate") msg/s" "(information)" - -
+    say "sink: CPU ns/msg sink ${result[1]}, loadgen ${result[2]}"
+    line "0 loadgen ceiling: trivial sink, 50x16" "$(rate "${result[0]}") msg/s" "(information)" - -
 fi
 
 # 1. One connection, no pipelining, fsync never vs RPUSH with AOF, fsync no.
 if want 1; then
     start_server fig1 never
-    measure "figure 1" 1 1 "$N1"
+    measure "figure 1" "$PID" 1 1 "$N1"
     stop "$PID"
     line "1 1 conn, no pipelining, fsync never" "$(rate "$OURS") msg/s" \
         "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.2"
@@ -332,7 +359,7 @@ fi
 ours2=0
 if want 2; then
     start_server fig2 never
-    measure "figure 2" "$CONNS" "$PIPE" "$N2"
+    measure "figure 2" "$PID" "$CONNS" "$PIPE" "$N2"
     stop "$PID"
     ours2=$OURS
     line "2 50 conns x16, fsync never / AOF no" "$(rate "$OURS") msg/s" \
@@ -345,7 +372,7 @@ if want 3; then
         redis-cli -p "$REDIS_PORT" config set appendfsync always >/dev/null
     fi
     start_server fig3 always
-    measure "figure 3" "$CONNS" "$PIPE" "$N3"
+    measure "figure 3" "$PID" "$CONNS" "$PIPE" "$N3"
     stop "$PID"
     line "3 50 conns x16, fsync always / AOF always" "$(rate "$OURS") msg/s" \
         "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.0"
@@ -357,7 +384,7 @@ fi
 # 4. Activity 2: headnode and three datanodes vs our figure 2.
 if want 4; then
     start_cluster fig4 never
-    measure "figure 4" "$CONNS" "$PIPE" "$N4"
+    measure "figure 4" "$(IFS=,; echo "${CLUSTER_PIDS[*]}")" "$CONNS" "$PIPE" "$N4"
     for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
     line "4 activity 2 (headnode+3 datanodes), 50x16" "$(rate "$OURS") msg/s" \
         "$(rate "$ours2") msg/s (fig 2)" "$(ratio "$OURS" "$ours2")" ">=0.5"
