@@ -34,7 +34,11 @@ docker info >/dev/null 2>&1 || die "cannot reach the Docker engine (docker info 
 # 1. Static binaries. The explicit --target keeps build scripts and
 # proc-macros (built for the host) dynamic, as they must be.
 say "compiling static release binaries ($triple)"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release \
+# Without debug info (as in the Dockerfile): 4 MB a binary instead of 21 MB;
+# symbol names stay, for backtraces.
+RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+    cargo build --locked --release \
     --target "$triple" -p server -p client -p headnode -p datanode
 out="${CARGO_TARGET_DIR:-target}/$triple/release"
 

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Container tests: the two Compose files run in real containers.
+#
+#   scripts/container-test.sh
+#
+# 1. Builds inf343-tarea1:latest without a registry (scripts/build-image.sh).
+# 2. Activity 1 (docker-compose.yml): the client sends its messages and stops;
+#    log.txt and respuestas.txt agree; `docker stop` of the server is quick
+#    and clean.
+# 3. Activity 2 (docker-compose.cluster.yml): every confirmed message is in
+#    the data.txt of the datanode named; registro_server.txt and
+#    registro_cliente.txt agree line for line; the heartbeats see all three
+#    datanodes.
+# 4. Activity 2 again, killing a datanode while a pipelined client sends:
+#    every message is still confirmed, the heartbeats see the node inactive,
+#    and active again once it is started.
+#
+# Each run has its own Compose project and a temporary logs folder, removed
+# at the end (containers, networks and volumes too), also on failure.
+# Without a Docker engine the tests are skipped, except under CI=true, where
+# that is a failure. Ends with `containers: N passed, M failed`.
+#
+# Environment: COMPOSE (default: docker-compose, else `docker compose`),
+# KEEP_LOGS=1 keeps the logs folder, SKIP_IMAGE_BUILD=1 uses the image as is.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+checks() { python3 "$repo/scripts/container_checks.py" "$@"; }
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); printf 'PASS  %s\n' "$*"; }
+fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
+say() { printf '\n--- %s\n' "$*"; }
+summary() { printf '\ncontainers: %d passed, %d failed\n' "$passed" "$failed"; }
+
+# --- Is there a Docker engine and a Compose tool? ------------------------
+skip_or_die() {
+    if [[ ${CI:-} == true ]]; then
+        printf 'container tests: FAILED: %s (CI=true needs Docker and Compose)\n' "$1" >&2
+        exit 1
+    fi
+    printf 'container tests: skipped: %s\n' "$1"
+    exit 0
+}
+command -v docker >/dev/null || skip_or_die "docker is not installed"
+docker info >/dev/null 2>&1 || skip_or_die "the Docker engine does not answer (docker info)"
+if [[ -n ${COMPOSE:-} ]]; then
+    read -r -a compose <<<"$COMPOSE"
+elif command -v docker-compose >/dev/null; then
+    compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+else
+    skip_or_die "neither docker-compose nor docker compose is installed"
+fi
+command -v python3 >/dev/null || skip_or_die "python3 is needed for the log checks"
+
+# --- The image ---------------------------------------------------------------
+if [[ ${SKIP_IMAGE_BUILD:-} != 1 ]]; then
+    say "building the image without a registry (scripts/build-image.sh)"
+    scripts/build-image.sh || { fail "build the image"; summary; exit 1; }
+fi
+image=${TAREA1_IMAGE:-inf343-tarea1:latest}
+docker image inspect "$image" >/dev/null 2>&1 || { fail "image $image exists"; summary; exit 1; }
+pass "image $image built without pulling ($(($(docker image inspect -f '{{.Size}}' "$image") / 1024)) KiB)"
+
+# --- What every Compose run shares ------------------------------------------
+logs=$(mktemp -d "${TMPDIR:-/tmp}/inf343-logs.XXXXXX")
+export TAREA1_LOGS=$logs
+export TAREA1_PULL_POLICY=never # never pull, never build: use the image above
+# Run as ourselves, in folders we create, so that we can read and remove
+# every file afterwards.
+export TAREA1_UID=${TAREA1_UID:-$(id -u)} TAREA1_GID=${TAREA1_GID:-$(id -g)}
+mkdir -p "$logs"/activity1/{server,client} "$logs"/activity2/{headnode,client,datanode1,datanode2,datanode3}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Published on loopback only, on free ports, so that nothing else collides.
+export SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+
+projects=()
+run_id="inf343ct$$"
+compose_for() { # PROJECT FILE ARGS...
+    local project=$1 file=$2
+    shift 2
+    "${compose[@]}" -p "$project" -f "$repo/$file" "$@"
+}
+down_all() {
+    local entry
+    for entry in "${projects[@]}"; do
+        compose_for "${entry%%:*}" "${entry#*:}" down -v --remove-orphans -t 2 >/dev/null 2>&1
+    done
+    if [[ ${KEEP_LOGS:-} == 1 ]]; then
+        echo "logs kept in $logs"
+    else
+        rm -rf "$logs"
+    fi
+}
+trap down_all EXIT
+trap 'exit 130' INT TERM
+
+up() { # PROJECT FILE: starts every service (compose waits for the healthchecks)
+    projects+=("$1:$2")
+    compose_for "$1" "$2" up -d --no-build
+}
+# Container id of a service (docker ps is much quicker than compose ps).
+cid() {
+    docker ps -aq --filter "label=com.docker.compose.project=$1" \
+        --filter "label=com.docker.compose.service=$3"
+}
+# Exit code of a container, waiting at most $2 seconds for it to stop.
+wait_exit() { timeout "$2" docker wait "$1" 2>/dev/null || echo "timeout"; }
+now_ms() { date +%s%3N; }
+# Waits (polling) until "$@" succeeds, for at most $1 seconds.
+wait_until() {
+    local deadline=$(($(date +%s) + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        (($(date +%s) < deadline)) || return 1
+        sleep 0.2
+    done
+}
+show_logs() { compose_for "$1" "$2" logs --no-color --tail 30 >&2 || true; }
+
+# Stops a container as `docker stop` does (SIGTERM, then SIGKILL after 10 s):
+# passes if it exits by itself, with status 0, in under 5 s.
+check_stop() { # NAME CONTAINER
+    local start end status
+    start=$(now_ms)
+    docker stop -t 10 "$2" >/dev/null
+    end=$(now_ms)
+    status=$(docker inspect -f '{{.State.ExitCode}}' "$2")
+    if ((end - start < 5000)) && [[ $status == 0 ]]; then
+        pass "docker stop $1: $((end - start)) ms, exit status 0"
+    else
+        fail "docker stop $1: $((end - start)) ms, exit status $status (want < 5000 ms, 0)"
+    fi
+}
+
+# --- Activity 1 --------------------------------------------------------------
+a1() {
+    local p="${run_id}a1" f=docker-compose.yml
+    say "Activity 1: $f (project $p)"
+    if ! CLIENT_COUNT=${A1_COUNT:-200} up "$p" "$f"; then
+        fail "activity 1: compose up"
+        show_logs "$p" "$f"
+        return
+    fi
+    local client server status client_ip
+    client=$(cid "$p" "$f" client)
+    server=$(cid "$p" "$f" server)
+    client_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$client")
+    status=$(wait_exit "$client" 120)
+    if [[ $status == 0 ]]; then
+        pass "activity 1: the client sent its messages, all confirmed, and exited 0"
+    else
+        fail "activity 1: client exit status $status"
+        show_logs "$p" "$f"
+    fi
+    if [[ $(docker inspect -f '{{.State.Running}}' "$server") == true ]]; then
+        pass "activity 1: the server keeps serving after the client is done"
+    else
+        fail "activity 1: the server stopped with the client"
+    fi
+    if checks activity1 "$logs" --client-ip "$client_ip"; then
+        pass "activity 1: log.txt and respuestas.txt agree"
+    else
+        fail "activity 1: log.txt and respuestas.txt"
+    fi
+    check_stop "server" "$server"
+}
+
+# --- Activity 2 --------------------------------------------------------------
+nodes=(datanode1 datanode2 datanode3)
+heartbeats="$logs/activity2/headnode/heartbeat_server.txt"
+
+a2() {
+    local p="${run_id}a2" f=docker-compose.cluster.yml
+    say "Activity 2: $f (project $p)"
+    if ! CLIENT_COUNT=${A2_COUNT:-3000} CLIENT_PIPELINE=16 HEADNODE_HEARTBEAT_INTERVAL=1s HEADNODE_HEARTBEAT_TIMEOUT=500ms \
+        up "$p" "$f"; then
+        fail "activity 2: compose up"
+        show_logs "$p" "$f"
+        return
+    fi
+    local client status node
+    client=$(cid "$p" "$f" client)
+    status=$(wait_exit "$client" 180)
+    if [[ $status == 0 ]]; then
+        pass "activity 2: the client's messages were all confirmed (exit 0)"
+    else
+        fail "activity 2: client exit status $status"
+        show_logs "$p" "$f"
+    fi
+    if checks activity2 "$logs" "${nodes[@]}"; then
+        pass "activity 2: data.txt files, registro_server.txt and registro_cliente.txt agree"
+    else
+        fail "activity 2: data.txt files and registros"
+    fi
+    local missing=()
+    for node in "${nodes[@]}"; do
+        wait_until 20 checks heartbeat "$heartbeats" "$node" active || missing+=("$node")
+    done
+    if ((${#missing[@]} == 0)) && checks heartbeat-format "$heartbeats"; then
+        pass "activity 2: heartbeat_server.txt shows all three datanodes active"
+    else
+        fail "activity 2: no active heartbeat line for: ${missing[*]}"
+    fi
+    check_stop "headnode" "$(cid "$p" "$f" headnode)"
+    check_stop "datanode1" "$(cid "$p" "$f" datanode1)"
+    compose_for "$p" "$f" down -v --remove-orphans -t 2 >/dev/null 2>&1
+}
+
+# --- Activity 2, losing a datanode while the client sends --------------------
+a2_kill() {
+    local p="${run_id}a2k" f=docker-compose.cluster.yml victim=datanode2
+    say "Activity 2 with $victim killed mid-run (project $p)"
+    rm -rf "${logs:?}"/activity2/*/*
+    if ! CLIENT_COUNT=${A2_KILL_COUNT:-600000} CLIENT_PIPELINE=32 \
+        HEADNODE_HEARTBEAT_INTERVAL=1s HEADNODE_HEARTBEAT_TIMEOUT=500ms up "$p" "$f"; then
+        fail "activity 2 kill: compose up"
+        show_logs "$p" "$f"
+        return
+    fi
+    local client victim_id registro="$logs/activity2/client/registro_cliente.txt"
+    client=$(cid "$p" "$f" client)
+    victim_id=$(cid "$p" "$f" "$victim")
+    # Kill the node (SIGKILL: no goodbye) once the client is under way.
+    at_least() { [[ -f $1 ]] && (($(wc -l <"$1") >= $2)); }
+    wait_until 60 at_least "$registro" 2000
+    docker kill "$victim_id" >/dev/null
+    local running sent_before
+    running=$(docker inspect -f '{{.State.Running}}' "$client")
+    sent_before=$(checks count "$registro")
+    local killed_at
+    killed_at=$(checks count "$heartbeats")
+    if [[ $running == true ]]; then
+        pass "activity 2 kill: $victim killed (SIGKILL) with the client still sending ($sent_before answers so far)"
+    else
+        fail "activity 2 kill: the client had already finished ($sent_before messages); raise A2_KILL_COUNT"
+    fi
+    local status
+    status=$(wait_exit "$client" 300)
+    if [[ $status == 0 ]]; then
+        pass "activity 2 kill: every message still confirmed (client exit 0, $(checks count "$registro") messages)"
+    else
+        fail "activity 2 kill: client exit status $status"
+        show_logs "$p" "$f"
+    fi
+    if checks activity2 "$logs" "${nodes[@]}" --killed "$victim"; then
+        pass "activity 2 kill: every confirmed message is in the data.txt named"
+    else
+        fail "activity 2 kill: data.txt files and registros"
+    fi
+    if wait_until 20 checks heartbeat "$heartbeats" "$victim" inactive --after-line "$killed_at"; then
+        pass "activity 2 kill: heartbeat_server.txt shows $victim inactive"
+    else
+        fail "activity 2 kill: no 'inactive' heartbeat line for $victim"
+    fi
+    local inactive_at
+    inactive_at=$(checks count "$heartbeats")
+    compose_for "$p" "$f" start "$victim" >/dev/null 2>&1
+    if wait_until 30 checks heartbeat "$heartbeats" "$victim" active --after-line "$inactive_at"; then
+        pass "activity 2 kill: $victim active again after docker-compose start"
+    else
+        fail "activity 2 kill: $victim not active again after docker-compose start"
+        show_logs "$p" "$f"
+    fi
+}
+
+a1
+a2
+a2_kill
+summary
+((failed == 0))
