@@ -111,3 +111,84 @@ fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
     assert!(answers.iter().any(|(_, node)| node == "dn2"));
     assert!(testkit::read_lines(&victim).len() > stored_before_restart);
 }
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// A datanode that stops answering without closing its link (SIGSTOP): its
+/// messages fail over after the store timeout or a missed heartbeat; when
+/// it resumes (SIGCONT) it writes what it had received (second copies) and
+/// answers a PING, and is active again.
+#[test]
+fn a_stalled_datanode_is_bypassed_and_comes_back_by_itself() {
+    let cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &["--store-timeout", "300ms"]);
+    let log = cluster.root.path().join("registro_cliente.txt");
+    let args: Vec<String> = [
+        "--connect",
+        &cluster.addr(),
+        "--log",
+        &log.display().to_string(),
+        "--count",
+        "20000",
+        "--seed",
+        "11",
+        "--pipeline",
+        "16",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let client = thread::spawn(move || run_client(args));
+
+    let victim = cluster.data_file("dn2");
+    assert!(
+        testkit::wait_until(PATIENCE, || complete_lines(&victim).len() >= 200),
+        "dn2 never stored anything"
+    );
+    let pid = cluster.datanodes["dn2"].pid();
+    let mark = heartbeats(&cluster.heartbeat_file()).len();
+    signal(pid, "-STOP");
+    assert!(
+        !client.is_finished(),
+        "the client finished before the stall: the test proves nothing; raise --count"
+    );
+    let run = client.join().expect("client thread");
+    // Resume dn2 before any assertion, so that a failure leaves no
+    // stopped process behind.
+    let inactive_seen = testkit::wait_until(PATIENCE, || {
+        heartbeats(&cluster.heartbeat_file())[mark..]
+            .iter()
+            .any(|line| *line == ("dn2".to_owned(), false))
+    });
+    let resumed_at = heartbeats(&cluster.heartbeat_file()).len();
+    signal(pid, "-CONT");
+    assert!(inactive_seen, "the stalled dn2 was never reported inactive");
+
+    assert_all_confirmed(&run, 20_001);
+    let answers = client_answers(&log);
+    assert_eq!(server_records(&cluster.registro_server()), answers);
+    // Back by itself: it answers a PING, and is reported active again.
+    assert!(
+        testkit::wait_until(PATIENCE, || {
+            heartbeats(&cluster.heartbeat_file())[resumed_at..]
+                .iter()
+                .any(|line| *line == ("dn2".to_owned(), true))
+        }),
+        "dn2 never came back"
+    );
+    // Whatever it wrote late is a second copy: every confirmation is still
+    // backed by the datanode it names, and confirmed only once.
+    assert_confirmations_stored(&cluster, &answers);
+    let from_dn2 = answers.iter().filter(|(_, node)| node == "dn2").count();
+    let on_dn2 = testkit::read_lines(&victim).len();
+    assert!(on_dn2 >= from_dn2);
+    eprintln!(
+        "dn2 confirmed {from_dn2} messages and holds {on_dn2} (second copies: {})",
+        on_dn2 - from_dn2
+    );
+}
