@@ -1044,7 +1044,7 @@ mod tests {
             }
         }
 
-        /// Moves the clock to `at` after the start, ticking on the way at
+        /// Moves the clock forward by `by`, ticking on the way at
         /// every deadline the router asks for, as the driver does.
         fn advance(&mut self, by: Duration) {
             let target = self.now + by;
