@@ -35,7 +35,7 @@
 //! already accepted (so what it wrote is confirmed), closes the link and the
 //! process exits with status 0.
 //!
-//! The full description of the link is `docs/protocol-datanode-link.md`.
+//! The full description of the link is section 9 of `docs/PROTOCOL.md`.
 
 use std::{
     future::Future,

@@ -30,7 +30,7 @@
 //! datanode's sentence) and `heartbeat_server.txt` (one line per known
 //! datanode per heartbeat round).
 //!
-//! The link protocol is described in `docs/protocol-datanode-link.md`, the
+//! The link protocol is section 9 of `docs/PROTOCOL.md`, the
 //! whole of Activity 2 in `docs/ACTIVITY2.md`.
 
 pub mod client;
