@@ -226,10 +226,11 @@ ours_once() {
     fi
     local rate cpu node gen
     rate=$(json_field "$out" msgs_per_sec)
+    LAST_LATENCY="p50 $(json_field "$out" p50_us) p99 $(json_field "$out" p99_us) p99.9 $(json_field "$out" p999_us)"
     cpu=$(sed -n 's/.*"cpu_ns_per_msg":{\([^}]*\)}.*/\1/p' <<<"$out")
     gen=$(sed -n 's/.*"loadgen":\([0-9]*\).*/\1/p' <<<"$cpu")
     node=$(tr ',' '\n' <<<"$cpu" | grep -v loadgen | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }')
-    echo "${rate:-0} ${node:-0} ${gen:-0}"
+    echo "${rate:-0} ${node:-0} ${gen:-0} ${LAST_LATENCY// /_}"
 }
 
 # cpu_ticks PID: user + system CPU of PID so far, in 1/100 s.
@@ -246,8 +247,12 @@ redis_once() {
     after=$(cpu_ticks "$REDIS_PID")
     rate=$(tail -n 1 "$WORK/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
     bench_s=$(awk '{ print $1 + $2 }' "$WORK/redis-benchmark.time")
-    awk -v r="$rate" -v b="$before" -v a="$after" -v s="$bench_s" -v n="$3" \
-        'BEGIN { printf "%s %.0f %.0f\n", r, (a - b) * 1e7 / n, s * 1e9 / n }'
+    # The CSV's latencies are in ms: p50 is column 5, p99 column 7.
+    local latency
+    latency=$(tail -n 1 "$WORK/redis-benchmark.csv" | tr -d '"' |
+        awk -F, '{ printf "p50_%.1f_p99_%.1f", $5 * 1000, $7 * 1000 }')
+    awk -v r="$rate" -v b="$before" -v a="$after" -v s="$bench_s" -v n="$3" -v l="$latency" \
+        'BEGIN { printf "%s %.0f %.0f %s\n", r, (a - b) * 1e7 / n, s * 1e9 / n, l }'
 }
 
 # measure LABEL PIDS CONNS PIPELINE MESSAGES: RUNS runs of ours (at $ADDR,
@@ -256,23 +261,25 @@ redis_once() {
 # REDIS to the median rates, and logs every run with CPU per message.
 measure() {
     local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result
-    local ours=() redis=() ours_cpu=() redis_cpu=()
+    local ours=() redis=() ours_cpu=() redis_cpu=() ours_lat=() redis_lat=()
     for run in $(seq "$RUNS"); do
         read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
             --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
         ours+=("${result[0]}")
         ours_cpu+=("${result[1]}/${result[2]}")
+        ours_lat+=("${result[3]}")
         if [[ $HAVE_REDIS == yes && -n $REDIS_PID ]]; then
             read -r -a result < <(redis_once "$conns" "$pipe" "$messages")
             redis+=("${result[0]}")
             redis_cpu+=("${result[1]}/${result[2]}")
+            redis_lat+=("${result[3]}")
         fi
     done
     OURS=$(printf '%s\n' "${ours[@]}" | median)
     REDIS=$(printf '%s\n' "${redis[@]:-0}" | median)
-    say "$label: ours msg/s ${ours[*]}; CPU ns/msg node/loadgen ${ours_cpu[*]}"
+    say "$label: ours msg/s ${ours[*]}; CPU ns/msg node/loadgen ${ours_cpu[*]}; latency us ${ours_lat[*]}"
     if [[ ${#redis[@]} -gt 0 ]]; then
-        say "$label: redis req/s ${redis[*]}; CPU ns/req redis-server/redis-benchmark ${redis_cpu[*]}"
+        say "$label: redis req/s ${redis[*]}; CPU ns/req redis-server/redis-benchmark ${redis_cpu[*]}; latency us ${redis_lat[*]}"
     fi
 }
 
