@@ -81,7 +81,9 @@ case $builder in
     *) die "TAREA1_BUILDER must be auto, buildkit or legacy (got '$builder')" ;;
 esac
 
-# 3. The image.
+# 3. The image. The one it replaces is removed if nothing uses it, so that
+# rebuilds do not pile up untagged images.
+old_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 if [[ $builder == buildkit ]]; then
     say "building $image with BuildKit ($buildkit_cli)"
     DOCKER_BUILDKIT=1 "$buildkit_cli" build --build-arg BINARIES=prebuilt \
@@ -94,5 +96,9 @@ else
         --tag "$image" "$ctx"
 fi
 
+new_id=$(docker image inspect --format '{{.Id}}' "$image")
+if [[ -n $old_id && $old_id != "$new_id" ]]; then
+    docker rmi "$old_id" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect --format '{{.Size}}' "$image")
 say "built $image ($((size / 1024)) KiB)"
