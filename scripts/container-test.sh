@@ -23,7 +23,7 @@
 # Environment: COMPOSE (default: docker-compose, else `docker compose`),
 # KEEP_LOGS=1 keeps the logs folder, SKIP_IMAGE_BUILD=1 uses the image as is.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 checks() { python3 "$repo/scripts/container_checks.py" "$@"; }
 
@@ -76,7 +76,8 @@ mkdir -p "$logs"/activity1/{server,client} "$logs"/activity2/{headnode,client,da
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Published on loopback only, on free ports, so that nothing else collides.
-export SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+export SERVER_PORT HEADNODE_PORT
 
 projects=()
 run_id="inf343ct$$"
