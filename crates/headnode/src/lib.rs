@@ -63,6 +63,7 @@ use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
 pub use placement::Placement;
 pub use router::RouterConfig;
+use router::DEFAULT_HEARTBEAT_TIMEOUT;
 
 use crate::{client::ClientStore, driver::RouterHandle};
 
@@ -96,9 +97,11 @@ pub struct Config {
     pub heartbeat_interval: Duration,
 
     /// Time a datanode has to answer a heartbeat PING before it is marked
-    /// inactive. Must be shorter than the interval.
-    #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
-    pub heartbeat_timeout: Duration,
+    /// inactive. Must be shorter than the interval. Default: 2s, or 40% of
+    /// the interval when that is shorter, so that setting only the interval
+    /// always gives a valid pair.
+    #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
+    pub heartbeat_timeout: Option<Duration>,
 
     /// How a datanode is chosen for each message, among the active ones.
     #[arg(long, env = "HEADNODE_PLACEMENT", value_enum, default_value_t = Placement::Random)]
@@ -136,7 +139,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let positive = [
             ("--heartbeat-interval", self.heartbeat_interval),
-            ("--heartbeat-timeout", self.heartbeat_timeout),
+            ("--heartbeat-timeout", self.heartbeat_timeout()),
             ("--store-timeout", self.store_timeout),
         ];
         for (flag, value) in positive {
@@ -144,11 +147,12 @@ impl Config {
                 return Err(format!("{flag} must be positive"));
             }
         }
-        if self.heartbeat_timeout >= self.heartbeat_interval {
+        if self.heartbeat_timeout() >= self.heartbeat_interval {
             return Err(format!(
                 "--heartbeat-timeout ({:?}) must be shorter than --heartbeat-interval ({:?}): \
                  a round must end before the next one starts",
-                self.heartbeat_timeout, self.heartbeat_interval
+                self.heartbeat_timeout(),
+                self.heartbeat_interval
             ));
         }
         if self.max_frame == 0 {
@@ -157,12 +161,18 @@ impl Config {
         Ok(())
     }
 
+    /// The heartbeat timeout in force: the flag, or its default.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_timeout
+            .unwrap_or_else(|| DEFAULT_HEARTBEAT_TIMEOUT.min(self.heartbeat_interval * 2 / 5))
+    }
+
     /// The router's part of the configuration.
     pub fn router_config(&self) -> RouterConfig {
         RouterConfig {
             placement: self.placement,
             heartbeat_interval: self.heartbeat_interval,
-            heartbeat_timeout: self.heartbeat_timeout,
+            heartbeat_timeout: self.heartbeat_timeout(),
             store_timeout: self.store_timeout,
             unavailable_timeout: self.unavailable_timeout,
             ..RouterConfig::default()
@@ -196,7 +206,7 @@ pub async fn run(
         dir = %config.dir.display(),
         placement = %config.placement,
         heartbeat_interval = ?config.heartbeat_interval,
-        heartbeat_timeout = ?config.heartbeat_timeout,
+        heartbeat_timeout = ?config.heartbeat_timeout(),
         store_timeout = ?config.store_timeout,
         unavailable_timeout = ?config.unavailable_timeout,
         "headnode starting"
@@ -308,7 +318,7 @@ mod tests {
         let config = parse(&[]);
         assert_eq!(config.listen, "0.0.0.0:10000");
         assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
-        assert_eq!(config.heartbeat_timeout, Duration::from_secs(2));
+        assert_eq!(config.heartbeat_timeout(), Duration::from_secs(2));
         assert_eq!(config.placement, Placement::Random);
         assert_eq!(config.unavailable_timeout, Duration::from_secs(10));
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
@@ -329,6 +339,10 @@ mod tests {
         assert!(config.validate().is_ok());
         let config = parse(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
         assert!(config.validate().unwrap_err().contains("shorter"));
+        // Only the interval: the default timeout shrinks to fit.
+        let config = parse(&["--heartbeat-interval", "1s"]);
+        assert_eq!(config.heartbeat_timeout(), Duration::from_millis(400));
+        assert!(config.validate().is_ok());
         assert!(Config::try_parse_from(["headnode", "--heartbeat-interval", "5"]).is_err());
         assert!(Config::try_parse_from(["headnode", "--placement", "first"]).is_err());
     }

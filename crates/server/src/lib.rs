@@ -74,7 +74,7 @@ pub async fn run(
             let store = Arc::clone(&store);
             let shutdown = sessions.clone();
             async move {
-                tracing::info!(%peer, "client connected");
+                tracing::debug!(%peer, "client connected");
                 let (read, write) = stream.into_split();
                 let reader = FramedRead::new(read, FrameCodec::new(max_frame));
                 let end = session::run(
@@ -93,7 +93,7 @@ pub async fn run(
                         tracing::warn!(%peer, "not a stream of frames; connection closed")
                     }
                     SessionEnd::PeerClosed | SessionEnd::Shutdown => {
-                        tracing::info!(%peer, "client disconnected")
+                        tracing::debug!(%peer, "client disconnected")
                     }
                 }
             }
