@@ -75,19 +75,7 @@ impl Config {
     /// `CLIENT_COUNT: ${CLIENT_COUNT:-}` to pass a variable only when the
     /// person running them set it.
     pub fn from_env_and_args() -> Config {
-        let empty: Vec<_> = std::env::vars_os()
-            .filter(|(name, value)| {
-                name.to_str()
-                    .is_some_and(|name| name.starts_with("CLIENT_"))
-                    && value.is_empty()
-            })
-            .map(|(name, _)| name)
-            .collect();
-        for name in empty {
-            // Called first thing in main, before any other thread exists.
-            std::env::remove_var(name);
-        }
-        Config::parse()
+        node::runtime::parse_config("CLIENT_")
     }
 
     /// The fixed number of drawn messages before "exit", if any (`--count

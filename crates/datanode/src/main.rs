@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = datanode::Config::parse();
+fn main() -> ExitCode {
+    let config: datanode::Config = node::runtime::parse_config("DATANODE_");
     node::runtime::init_tracing();
+    node::runtime::block_on(serve(config))
+}
+
+async fn serve(config: datanode::Config) -> ExitCode {
     let shutdown = node::runtime::shutdown_on_signals();
     match datanode::run(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,

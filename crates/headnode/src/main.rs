@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = headnode::Config::parse();
+fn main() -> ExitCode {
+    let config: headnode::Config = node::runtime::parse_config("HEADNODE_");
     node::runtime::init_tracing();
+    node::runtime::block_on(serve(config))
+}
+
+async fn serve(config: headnode::Config) -> ExitCode {
     if let Err(reason) = config.validate() {
         tracing::error!("{reason}");
         return ExitCode::from(2);

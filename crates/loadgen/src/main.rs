@@ -4,11 +4,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use loadgen::Config;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config: Config = node::runtime::parse_config("LOADGEN_");
     node::runtime::init_tracing();
     match loadgen::run(&config) {
         Ok(outcome) => {

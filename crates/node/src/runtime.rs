@@ -18,6 +18,40 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Parses a binary's configuration from its flags and the environment,
+/// where an empty variable whose name starts with `env_prefix` counts as
+/// unset.
+///
+/// Compose files write `CLIENT_COUNT: ${CLIENT_COUNT:-}` to pass a variable
+/// only when the person running them set it; clap alone would reject the
+/// empty value (or take it for a value). Call this first thing in `main`,
+/// before any thread exists: it edits the process environment.
+pub fn parse_config<C: clap::Parser>(env_prefix: &str) -> C {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(name, value)| {
+            value.is_empty()
+                && name
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(env_prefix))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        std::env::remove_var(name);
+    }
+    C::parse()
+}
+
+/// Runs `main` on a multi-threaded Tokio runtime; for binaries whose
+/// configuration must be parsed before any thread starts.
+pub fn block_on<F: std::future::Future>(main: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the Tokio runtime")
+        .block_on(main)
+}
+
 /// A token cancelled on the first SIGINT or SIGTERM.
 ///
 /// A node is PID 1 in its container, where the kernel installs no default

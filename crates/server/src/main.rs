@@ -3,12 +3,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = server::Config::parse();
+fn main() -> ExitCode {
+    let config: server::Config = node::runtime::parse_config("SERVER_");
     node::runtime::init_tracing();
+    node::runtime::block_on(serve(config))
+}
+
+async fn serve(config: server::Config) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(err) => {
