@@ -17,17 +17,42 @@
 //!   never waits for a reply before sending more.
 //! - `Close`: the outbox is flushed and dropped; the link's writer task sees
 //!   its channel end, shuts the socket down, and the connection task ends.
-//! - `Done`: the outcomes go back to the waiting client session through
-//!   the batch's oneshot channel.
+//! - `Done`: the batch's lines go into this pass's record for
+//!   registro_server.txt (see below), and its outcomes back to the waiting
+//!   client session through the batch's oneshot channel once that record
+//!   is written.
 //! - `Heartbeat`: the report goes to a small task that appends it to
 //!   heartbeat_server.txt, so a slow disk (`--fsync always`) never holds up
 //!   routing.
 //!
 //! Between events the driver sleeps until [`Router::next_deadline`] and then
 //! calls [`Router::tick`].
+//!
+//! # Batching
+//!
+//! Under load each event is small (a client's few pipelined messages, a few
+//! replies read from a link), and acting on each pass at once would mean a
+//! write, and a wake-up of the peer, per link and per pass. So when a pass
+//! has taken fewer than [`YIELD_BELOW`] events, the driver yields once to
+//! the runtime, letting the sessions and link readers that are ready run
+//! and queue their events, and takes those too before acting.
+//!
+//! # registro_server.txt
+//!
+//! The driver writes it: the lines of every batch answered in a pass go out
+//! with one `write(2)` (and, with `--fsync always`, one shared sync), and
+//! only then are those batches' outcomes sent to their sessions, so a line
+//! is in the file before its client is answered. Datanodes confirm in any
+//! order, but each session's lines must be in the order of its messages,
+//! batch after batch, so that registro_server.txt and the client's
+//! registro_cliente.txt tell the same story line for line: the driver
+//! numbers each session's batches as they are submitted and holds a batch
+//! that is answered before an earlier one of the same session until that
+//! one is logged. Lines of different sessions interleave batch by batch.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
+    io,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -36,22 +61,37 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use journal::{timestamp, Journal, Record};
-use protocol::{encode_frame_with, sentences, Reply};
+use protocol::{encode_frame_with, sentences, ErrorCode, ErrorReply, Reply};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{Action, LinkId, Outcome, Router, RouterConfig};
+use crate::{
+    idmap::IdMap,
+    router::{Action, LinkId, Outcome, Router, RouterConfig},
+};
 
 /// Events taken from the channel in one pass at most, so that timers are
 /// not starved under a flood.
 pub const MAX_EVENTS_PER_PASS: usize = 1024;
+
+/// A pass that has taken fewer events than this yields once to let more
+/// arrive before acting (see the module docs).
+pub const YIELD_BELOW: usize = 64;
+
+/// Identifies one client session; the driver keeps each session's batches
+/// in order in registro_server.txt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u64);
 
 /// What connection tasks tell the driver.
 #[derive(Debug)]
 pub enum Event {
     /// A client session's batch of messages.
     Submit {
+        /// The session; its batches must be submitted in its order.
+        session: SessionId,
         /// The messages, in the client's order.
         messages: Vec<String>,
         /// Where their outcomes go.
@@ -85,20 +125,35 @@ pub enum Event {
 pub struct RouterHandle {
     events: mpsc::UnboundedSender<Event>,
     next_link: Arc<AtomicU64>,
+    next_session: Arc<AtomicU64>,
 }
 
 impl RouterHandle {
-    /// Submits a batch; the receiver yields one outcome per message (or an
-    /// error if the driver is gone).
-    pub fn submit(&self, messages: Vec<String>) -> oneshot::Receiver<Vec<Outcome>> {
+    /// Submits a batch of `session`; the receiver yields one outcome per
+    /// message (or an error if the driver is gone), once the stored ones
+    /// are in registro_server.txt.
+    pub fn submit(
+        &self,
+        session: SessionId,
+        messages: Vec<String>,
+    ) -> oneshot::Receiver<Vec<Outcome>> {
         let (reply, outcomes) = oneshot::channel();
-        self.send(Event::Submit { messages, reply });
+        self.send(Event::Submit {
+            session,
+            messages,
+            reply,
+        });
         outcomes
     }
 
     /// A fresh link id.
     pub fn new_link(&self) -> LinkId {
         LinkId(self.next_link.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A fresh session id.
+    pub fn new_session(&self) -> SessionId {
+        SessionId(self.next_session.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Sends an event; lost only if the driver has stopped, in which case
@@ -108,26 +163,67 @@ impl RouterHandle {
     }
 }
 
-/// Starts the driver task. Heartbeat reports are appended to `heartbeats`.
-/// On `shutdown` the router stops placing messages (see the router's docs).
+/// Starts the driver task. Confirmed messages are logged to `registro`,
+/// heartbeat reports appended to `heartbeats`. On `shutdown` the router
+/// stops placing messages (see the router's docs).
 pub fn spawn(
     config: RouterConfig,
     seed: u64,
+    registro: Journal,
     heartbeats: Journal,
     shutdown: CancellationToken,
 ) -> RouterHandle {
     let (events, inbox) = mpsc::unbounded_channel();
     let (reports, report_inbox) = mpsc::unbounded_channel();
-    let router = Router::new(config, seed, Instant::now());
+    let driver = Driver {
+        router: Router::new(config, seed, Instant::now()),
+        outboxes: IdMap::default(),
+        orders: IdMap::default(),
+        registro: Registro::new(registro),
+        reports,
+    };
     tokio::spawn(write_heartbeats(heartbeats, report_inbox));
-    tokio::spawn(drive(router, inbox, reports, shutdown));
+    tokio::spawn(drive(driver, inbox, shutdown));
     RouterHandle {
         events,
         next_link: Arc::new(AtomicU64::new(1)),
+        next_session: Arc::new(AtomicU64::new(1)),
     }
 }
 
 type Report = Vec<(Arc<str>, bool)>;
+
+type Answer = oneshot::Sender<Vec<Outcome>>;
+
+/// The token the router carries for each batch.
+#[derive(Debug)]
+pub struct Waiter {
+    session: SessionId,
+    /// The batch's number within its session, from 0.
+    seq: u64,
+    reply: Answer,
+}
+
+/// The order of one session's batches in registro_server.txt. Kept only
+/// while the session has batches not yet logged.
+#[derive(Debug, Default)]
+struct Order {
+    /// Batches submitted so far.
+    submitted: u64,
+    /// Batches logged so far: the next to log is number `logged`.
+    logged: u64,
+    /// Batches answered before an earlier one of the session, by number.
+    early: BTreeMap<u64, (Answer, Vec<Outcome>)>,
+}
+
+/// Everything the driver task owns.
+struct Driver {
+    router: Router<Waiter>,
+    outboxes: IdMap<LinkId, Outbox>,
+    orders: IdMap<SessionId, Order>,
+    registro: Registro,
+    reports: mpsc::UnboundedSender<Report>,
+}
 
 /// The outgoing side of one datanode link.
 struct Outbox {
@@ -146,12 +242,10 @@ impl Outbox {
 }
 
 async fn drive(
-    mut router: Router<oneshot::Sender<Vec<Outcome>>>,
+    mut driver: Driver,
     mut inbox: mpsc::UnboundedReceiver<Event>,
-    reports: mpsc::UnboundedSender<Report>,
     shutdown: CancellationToken,
 ) {
-    let mut outboxes: HashMap<LinkId, Outbox> = HashMap::new();
     let mut stopping = false;
     // One timer, moved as the router's next deadline moves.
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -159,7 +253,7 @@ async fn drive(
     tokio::pin!(timer);
     let mut armed: Option<Instant> = None;
     loop {
-        let deadline = router.next_deadline();
+        let deadline = driver.router.next_deadline();
         if deadline != armed {
             armed = deadline;
             let at = deadline.map_or_else(far, tokio::time::Instant::from_std);
@@ -169,24 +263,100 @@ async fn drive(
             biased;
             _ = shutdown.cancelled(), if !stopping => {
                 stopping = true;
-                router.shutdown(Instant::now());
+                driver.router.shutdown(Instant::now());
             }
             event = inbox.recv() => {
                 let Some(event) = event else { break };
-                let now = Instant::now();
-                handle(&mut router, &mut outboxes, event, now);
-                for _ in 1..MAX_EVENTS_PER_PASS {
-                    match inbox.try_recv() {
-                        Ok(event) => handle(&mut router, &mut outboxes, event, now),
-                        Err(_) => break,
-                    }
+                driver.handle(event, Instant::now());
+                let mut taken = 1 + driver.take_waiting(&mut inbox, MAX_EVENTS_PER_PASS - 1);
+                if taken < YIELD_BELOW {
+                    // Let the ready sessions and link readers queue theirs.
+                    tokio::task::yield_now().await;
+                    taken += driver.take_waiting(&mut inbox, MAX_EVENTS_PER_PASS - taken);
                 }
+                tracing::trace!(taken, "driver pass");
             }
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
-                router.tick(Instant::now());
+                driver.router.tick(Instant::now());
             }
         }
+        driver.act();
+    }
+}
+
+impl Driver {
+    /// Handles the events already waiting, `max` at most; returns how many.
+    fn take_waiting(&mut self, inbox: &mut mpsc::UnboundedReceiver<Event>, max: usize) -> usize {
+        let now = Instant::now();
+        let mut taken = 0;
+        while taken < max {
+            match inbox.try_recv() {
+                Ok(event) => self.handle(event, now),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        taken
+    }
+
+    fn handle(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Submit {
+                session,
+                messages,
+                reply,
+            } => {
+                let order = self.orders.entry(session).or_default();
+                let seq = order.submitted;
+                order.submitted += 1;
+                let waiter = Waiter {
+                    session,
+                    seq,
+                    reply,
+                };
+                self.router.submit(waiter, messages, now);
+            }
+            Event::Register { link, name, out } => {
+                let mut buf = BytesMut::new();
+                match self.router.register(link, &name, now) {
+                    Ok(()) => {
+                        let ok = Reply::Ok(name);
+                        encode_frame_with(&mut buf, |dst| ok.write_payload(dst));
+                        // The OK goes first in the outbox; STOREs the router
+                        // decided during registration (parked messages) follow.
+                        self.outboxes.insert(link, Outbox { tx: out, buf });
+                    }
+                    Err(err) => {
+                        tracing::warn!(%name, %link, %err, "registration refused");
+                        encode_frame_with(&mut buf, |dst| err.write_payload(dst));
+                        // Dropping `out` after this ends the link's writer.
+                        let _ = out.send(buf.freeze());
+                    }
+                }
+            }
+            Event::Replies { link, replies } => {
+                for reply in replies {
+                    self.router.reply(link, reply, now);
+                }
+            }
+            Event::Closed { link } => {
+                self.router.link_closed(link, now);
+                self.outboxes.remove(&link);
+            }
+        }
+    }
+
+    /// Carries out the router's actions: frames into the outboxes, answered
+    /// batches into registro_server.txt and back to their sessions.
+    fn act(&mut self) {
+        let Driver {
+            router,
+            outboxes,
+            orders,
+            registro,
+            reports,
+        } = self;
         for action in router.drain_actions() {
             match action {
                 Action::Send { link, request } => {
@@ -199,10 +369,7 @@ async fn drive(
                         outbox.flush();
                     }
                 }
-                Action::Done { token, outcomes } => {
-                    // The session may have gone (its client vanished).
-                    let _ = token.send(outcomes);
-                }
+                Action::Done { token, outcomes } => done(orders, registro, token, outcomes),
                 Action::Heartbeat { report } => {
                     let _ = reports.send(report);
                 }
@@ -211,44 +378,130 @@ async fn drive(
         for outbox in outboxes.values_mut() {
             outbox.flush();
         }
+        registro.write();
     }
 }
 
-fn handle(
-    router: &mut Router<oneshot::Sender<Vec<Outcome>>>,
-    outboxes: &mut HashMap<LinkId, Outbox>,
-    event: Event,
-    now: Instant,
+/// A batch is answered: log it if every earlier batch of its session is,
+/// else hold it until they are.
+fn done(
+    orders: &mut IdMap<SessionId, Order>,
+    registro: &mut Registro,
+    token: Waiter,
+    outcomes: Vec<Outcome>,
 ) {
-    match event {
-        Event::Submit { messages, reply } => router.submit(reply, messages, now),
-        Event::Register { link, name, out } => {
-            let mut buf = BytesMut::new();
-            match router.register(link, &name, now) {
-                Ok(()) => {
-                    let ok = Reply::Ok(name);
-                    encode_frame_with(&mut buf, |dst| ok.write_payload(dst));
-                    // The OK goes first in the outbox; STOREs the router
-                    // decided during registration (parked messages) follow.
-                    outboxes.insert(link, Outbox { tx: out, buf });
-                }
-                Err(err) => {
-                    tracing::warn!(%name, %link, %err, "registration refused");
-                    encode_frame_with(&mut buf, |dst| err.write_payload(dst));
-                    // Dropping `out` after this ends the link's writer.
-                    let _ = out.send(buf.freeze());
+    let Some(order) = orders.get_mut(&token.session) else {
+        // Every submission made an entry; this cannot happen.
+        registro.log(token.reply, outcomes);
+        return;
+    };
+    if token.seq != order.logged {
+        order.early.insert(token.seq, (token.reply, outcomes));
+        return;
+    }
+    registro.log(token.reply, outcomes);
+    order.logged += 1;
+    while let Some((reply, outcomes)) = order.early.remove(&order.logged) {
+        registro.log(reply, outcomes);
+        order.logged += 1;
+    }
+    if order.logged == order.submitted {
+        orders.remove(&token.session);
+    }
+}
+
+/// registro_server.txt and the answers waiting for this pass's write.
+struct Registro {
+    journal: Journal,
+    /// This pass's lines; `None` while a write with `--fsync always` holds
+    /// the buffer.
+    record: Option<Record>,
+    stamp: Option<String>,
+    answers: Vec<(Answer, Vec<Outcome>)>,
+}
+
+impl Registro {
+    fn new(journal: Journal) -> Self {
+        Registro {
+            journal,
+            record: Some(Record::new()),
+            stamp: None,
+            answers: Vec::new(),
+        }
+    }
+
+    /// Adds a batch's lines, `<time> -> <the datanode's sentence>` per
+    /// stored message, and keeps its answer until they are written.
+    fn log(&mut self, reply: Answer, outcomes: Vec<Outcome>) {
+        let record = self.record.get_or_insert_with(Record::new);
+        let mut stored = outcomes.iter().flatten().peekable();
+        if stored.peek().is_some() {
+            let stamp = self.stamp.get_or_insert_with(timestamp);
+            for stored in stored {
+                record.push(stamp, &stored.sentence);
+            }
+        }
+        self.answers.push((reply, outcomes));
+    }
+
+    /// Writes this pass's lines with one write, then answers their batches.
+    fn write(&mut self) {
+        if self.answers.is_empty() {
+            return;
+        }
+        self.stamp = None;
+        let answers = std::mem::take(&mut self.answers);
+        let record = self.record.take().unwrap_or_default();
+        if record.is_empty() {
+            self.record = Some(record);
+            answer(answers, Ok(()));
+            return;
+        }
+        let journal = self.journal.clone();
+        let mut write = Box::pin(async move {
+            let written = journal.append(record.as_bytes()).await;
+            (record, written)
+        });
+        // Polled once here, so the write(2) happens now and the file keeps
+        // the order of the passes; only an fsync is left to wait for.
+        match (&mut write).now_or_never() {
+            Some((mut record, written)) => {
+                record.clear();
+                self.record = Some(record);
+                answer(answers, written);
+            }
+            None => {
+                tokio::spawn(async move {
+                    let (_, written) = write.await;
+                    answer(answers, written);
+                });
+            }
+        }
+    }
+}
+
+/// Sends each batch its outcomes; if registro_server.txt could not be
+/// written, what was stored is reported as a storage error instead.
+fn answer(answers: Vec<(Answer, Vec<Outcome>)>, written: io::Result<()>) {
+    if let Err(err) = &written {
+        tracing::error!(%err, "cannot write registro_server.txt");
+    }
+    for (reply, mut outcomes) in answers {
+        if let Err(err) = &written {
+            for outcome in &mut outcomes {
+                if let Ok(stored) = outcome {
+                    *outcome = Err(ErrorReply::new(
+                        ErrorCode::Storage,
+                        format!(
+                            "stored on {} but registro_server.txt cannot be written: {err}",
+                            stored.node
+                        ),
+                    ));
                 }
             }
         }
-        Event::Replies { link, replies } => {
-            for reply in replies {
-                router.reply(link, reply, now);
-            }
-        }
-        Event::Closed { link } => {
-            router.link_closed(link, now);
-            outboxes.remove(&link);
-        }
+        // The session may have gone (its client vanished).
+        let _ = reply.send(outcomes);
     }
 }
 
@@ -272,5 +525,82 @@ async fn write_heartbeats(journal: Journal, mut reports: mpsc::UnboundedReceiver
         if let Err(err) = journal.append(record.as_bytes()).await {
             tracing::error!(path = %journal.path().display(), %err, "cannot write the heartbeat log");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use journal::Durability;
+
+    use super::*;
+    use crate::router::Stored;
+
+    fn stored(node: &str, message: &str) -> Outcome {
+        Ok(Stored {
+            node: node.into(),
+            sentence: sentences::datanode_stored(node, message),
+            message: message.into(),
+        })
+    }
+
+    fn lines(journal: &Journal) -> Vec<String> {
+        std::fs::read_to_string(journal.path())
+            .unwrap()
+            .lines()
+            .map(|line| journal::parse_record(line).unwrap().1)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_session_is_logged_in_its_order_and_answered_after_its_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path().join("registro.txt"), Durability::Never).unwrap();
+        let mut registro = Registro::new(journal.clone());
+        let mut orders: IdMap<SessionId, Order> = IdMap::default();
+        let (one, other) = (SessionId(1), SessionId(2));
+        let mut waiters = Vec::new();
+        let mut receivers = Vec::new();
+        for (session, seq) in [(one, 0), (one, 1), (one, 2), (other, 0)] {
+            orders.entry(session).or_default().submitted += 1;
+            let (reply, answer) = oneshot::channel();
+            waiters.push(Some(Waiter {
+                session,
+                seq,
+                reply,
+            }));
+            receivers.push(answer);
+        }
+        let mut finish = |index: usize, outcomes: Vec<Outcome>| {
+            let waiter = waiters[index].take().unwrap();
+            done(&mut orders, &mut registro, waiter, outcomes);
+            registro.write();
+        };
+        // The third batch of session 1 is answered first: held.
+        finish(2, vec![stored("dn1", "c")]);
+        assert!(lines(&journal).is_empty());
+        assert!(
+            receivers[2].try_recv().is_err(),
+            "not answered before its line"
+        );
+        // Another session is not held up by it.
+        finish(3, vec![stored("dn3", "x")]);
+        assert_eq!(
+            lines(&journal),
+            ["El dn3 ha registrado satisfactoriamente el mensaje: 'x'."]
+        );
+        assert_eq!(receivers[3].try_recv().unwrap().len(), 1);
+        // The first arrives: it is logged, the third still waits for the second.
+        let refused = Err(ErrorReply::new(ErrorCode::Storage, "disk full"));
+        finish(0, vec![stored("dn2", "a"), refused]);
+        finish(1, vec![stored("dn1", "b")]);
+        let expected: Vec<String> = [("dn3", "x"), ("dn2", "a"), ("dn1", "b"), ("dn1", "c")]
+            .iter()
+            .map(|(node, message)| sentences::datanode_stored(node, message))
+            .collect();
+        assert_eq!(lines(&journal), expected, "no line for the refused message");
+        for receiver in &mut receivers[..3] {
+            assert!(receiver.try_recv().is_ok());
+        }
+        assert!(orders.is_empty(), "nothing kept once every batch is logged");
     }
 }

@@ -19,10 +19,10 @@
 //!   sockets or clocks. Its module docs are the design document.
 //! - [`placement`]: the `random`, `round-robin` and `least-loaded` policies.
 //! - [`driver`]: the single task that owns the router, feeds it events and
-//!   clock ticks, and carries out its actions.
+//!   clock ticks, carries out its actions, and writes registro_server.txt
+//!   before a batch is answered.
 //! - [`link`]: the two socket loops of a datanode link.
-//! - [`client`]: the store behind each client session, which writes
-//!   registro_server.txt before answering.
+//! - [`client`]: the store behind each client session.
 //!
 //! # Files
 //!
@@ -35,6 +35,7 @@
 
 pub mod client;
 pub mod driver;
+mod idmap;
 pub mod link;
 pub mod placement;
 pub mod router;
@@ -184,7 +185,6 @@ impl Config {
 #[derive(Debug)]
 struct Shared {
     router: RouterHandle,
-    registro: Journal,
     max_frame: usize,
     shutdown: CancellationToken,
 }
@@ -214,12 +214,12 @@ pub async fn run(
     let router = driver::spawn(
         config.router_config(),
         rand::random(),
+        registro,
         heartbeats,
         shutdown.clone(),
     );
     let shared = Arc::new(Shared {
         router,
-        registro,
         max_frame: config.max_frame,
         shutdown: shutdown.clone(),
     });
@@ -277,7 +277,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             return;
         }
     }
-    let store = ClientStore::new(shared.router.clone(), shared.registro.clone());
+    let store = ClientStore::new(shared.router.clone());
     let end = session::run(
         reader,
         write,
