@@ -69,7 +69,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     idmap::IdMap,
-    router::{Action, LinkId, Outcome, Router, RouterConfig},
+    router::{Action, LinkId, LinkReply, Outcome, Router, RouterConfig},
 };
 
 /// Events taken from the channel in one pass at most, so that timers are
@@ -111,7 +111,7 @@ pub enum Event {
         /// The link.
         link: LinkId,
         /// The replies.
-        replies: Vec<Reply>,
+        replies: Vec<LinkReply>,
     },
     /// A link's connection ended.
     Closed {
@@ -438,7 +438,7 @@ impl Registro {
         if stored.peek().is_some() {
             let stamp = self.stamp.get_or_insert_with(timestamp);
             for stored in stored {
-                record.push(stamp, &stored.sentence);
+                record.push(stamp, stored.sentence.as_str());
             }
         }
         self.answers.push((reply, outcomes));
@@ -538,7 +538,7 @@ mod tests {
     fn stored(node: &str, message: &str) -> Outcome {
         Ok(Stored {
             node: node.into(),
-            sentence: sentences::datanode_stored(node, message),
+            sentence: sentences::datanode_stored(node, message).into(),
             message: message.into(),
         })
     }

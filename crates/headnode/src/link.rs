@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
-use protocol::{Frame, FrameCodec, Reply, ENVELOPE_ALLOWANCE};
+use protocol::{Frame, FrameCodec, ENVELOPE_ALLOWANCE};
 use tokio::{
     io::AsyncWriteExt,
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
@@ -29,7 +29,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::{
     driver::{Event, RouterHandle},
-    router::LinkId,
+    router::{LinkId, LinkReply},
 };
 
 /// Replies passed to the driver in one event at most.
@@ -106,12 +106,14 @@ async fn read_loop(
         let Some(item) = reader.next().await else {
             return "closed by the datanode";
         };
-        let mut replies = Vec::new();
+        // Under load a read holds hundreds of replies: size for a good
+        // share of them at once rather than growing one by one.
+        let mut replies = Vec::with_capacity(64);
         let mut next = Some(item);
         let mut why = None;
         while let Some(item) = next.take() {
             match item {
-                Ok(Frame::Data(payload)) => match Reply::parse(&payload) {
+                Ok(Frame::Data(payload)) => match LinkReply::parse(&payload) {
                     Some(reply) => replies.push(reply),
                     None => {
                         why = Some("the datanode sent something that is not a reply");

@@ -96,15 +96,20 @@
 //! pending, or when the grace ends.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
+    fmt,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use protocol::{command::is_valid_name, sentences, ErrorCode, ErrorReply, Reply, Request};
 use rand::{rngs::StdRng, SeedableRng};
 
-use crate::placement::{Candidate, Placement};
+use crate::{
+    idmap::IdMap,
+    placement::{Candidate, Placement},
+};
 
 /// Default time between heartbeat rounds, as the course asked.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -163,13 +168,116 @@ impl std::fmt::Display for LinkId {
     }
 }
 
+/// A datanode's reply on its link, as [`Router::reply`] takes it.
+///
+/// Unlike [`Reply`], an `OK` keeps its sentence as the bytes of the frame it
+/// came in: the headnode reads one per message, and copying each into a
+/// `String` showed in its profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkReply {
+    /// `OK <sentence>`.
+    Ok(Sentence),
+    /// `PONG`.
+    Pong,
+    /// `ERR <code> <reason>`.
+    Err(ErrorReply),
+}
+
+impl LinkReply {
+    /// Parses a reply frame's payload, as [`Reply::parse`] does; `None` if
+    /// it is not a reply.
+    pub fn parse(payload: &Bytes) -> Option<LinkReply> {
+        match &payload[..] {
+            b"PONG" => Some(LinkReply::Pong),
+            b"OK" => Some(LinkReply::Ok(Sentence::default())),
+            [b'O', b'K', b' ', ..] => Sentence::new(payload.slice(3..)).map(LinkReply::Ok),
+            _ => match Reply::parse(payload)? {
+                Reply::Err(err) => Some(LinkReply::Err(err)),
+                // Not reached: the cases above took every OK and PONG.
+                other => Some(other.into()),
+            },
+        }
+    }
+}
+
+impl From<Reply> for LinkReply {
+    fn from(reply: Reply) -> Self {
+        match reply {
+            Reply::Ok(sentence) => LinkReply::Ok(sentence.into()),
+            Reply::Pong => LinkReply::Pong,
+            Reply::Err(err) => LinkReply::Err(err),
+        }
+    }
+}
+
+impl fmt::Display for LinkReply {
+    /// The reply as it appears on the wire.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkReply::Ok(sentence) if sentence.is_empty() => f.write_str("OK"),
+            LinkReply::Ok(sentence) => write!(f, "OK {sentence}"),
+            LinkReply::Pong => f.write_str("PONG"),
+            LinkReply::Err(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// The text of an `OK` reply: UTF-8 bytes shared with the frame they were
+/// read in.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sentence(Bytes);
+
+impl Sentence {
+    /// The sentence in `bytes`, if they are UTF-8.
+    pub fn new(bytes: Bytes) -> Option<Sentence> {
+        std::str::from_utf8(&bytes).ok()?;
+        Some(Sentence(bytes))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Checked by every constructor; checking again is cheaper than a
+        // copy and needs no unsafe code.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Whether the sentence is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Sentence {
+    fn from(text: String) -> Self {
+        Sentence(Bytes::from(text))
+    }
+}
+
+impl PartialEq<String> for Sentence {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Display for Sentence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Sentence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A message a datanode confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// Name of the datanode that confirmed it.
     pub node: Arc<str>,
     /// The datanode's sentence (its `OK` text), for registro_server.txt.
-    pub sentence: String,
+    pub sentence: Sentence,
     /// The message itself, handed back for the client's sentence.
     pub message: String,
 }
@@ -325,8 +433,8 @@ pub struct Router<T> {
     config: RouterConfig,
     rng: StdRng,
     nodes: Vec<Node>,
-    links: HashMap<LinkId, usize>,
-    batches: HashMap<u64, Batch<T>>,
+    links: IdMap<LinkId, usize>,
+    batches: IdMap<u64, Batch<T>>,
     next_batch: u64,
     parked: VecDeque<Parked>,
     cursor: usize,
@@ -347,8 +455,8 @@ impl<T> Router<T> {
             config,
             rng: StdRng::seed_from_u64(seed),
             nodes: Vec::new(),
-            links: HashMap::new(),
-            batches: HashMap::new(),
+            links: IdMap::default(),
+            batches: IdMap::default(),
             next_batch: 0,
             parked: VecDeque::new(),
             cursor: 0,
@@ -472,7 +580,8 @@ impl<T> Router<T> {
     }
 
     /// `link` sent `reply`, the answer to the oldest request it owes.
-    pub fn reply(&mut self, link: LinkId, reply: Reply, now: Instant) {
+    pub fn reply(&mut self, link: LinkId, reply: impl Into<LinkReply>, now: Instant) {
+        let reply = reply.into();
         let Some(&index) = self.links.get(&link) else {
             // A link we closed; what it still says does not matter.
             return;
@@ -485,17 +594,17 @@ impl<T> Router<T> {
             .queue
             .pop_front();
         match (owed, reply) {
-            (Some(Owed::Store { msg, .. }), Reply::Ok(sentence)) => {
+            (Some(Owed::Store { msg, .. }), LinkReply::Ok(sentence)) => {
                 let name = Arc::clone(&node.name);
                 node.link.as_mut().expect("linked").stores -= 1;
                 self.confirm(msg, name, sentence);
             }
-            (Some(Owed::Store { msg, .. }), Reply::Err(err)) => {
+            (Some(Owed::Store { msg, .. }), LinkReply::Err(err)) => {
                 tracing::warn!(name = %node.name, %err, "a datanode refused a message");
                 node.link.as_mut().expect("linked").stores -= 1;
                 self.refused(msg, link, err, now);
             }
-            (Some(Owed::Ping { round }), Reply::Pong) => self.pong(index, round, now),
+            (Some(Owed::Ping { round }), LinkReply::Pong) => self.pong(index, round, now),
             (owed, reply) => {
                 tracing::warn!(
                     name = %node.name,
@@ -724,13 +833,13 @@ impl<T> Router<T> {
 
     // ----- answers -----
 
-    fn confirm(&mut self, id: MsgId, node: Arc<str>, sentence: String) {
+    fn confirm(&mut self, id: MsgId, node: Arc<str>, sentence: Sentence) {
         let Some(msg) = self.pending_mut(id) else {
             // Already answered: a second copy was stored (at-least-once).
             tracing::debug!(%node, "late confirmation of a message already answered");
             return;
         };
-        if sentences::parse_datanode_stored(&sentence) != Some((&node, msg.text.as_str())) {
+        if sentences::parse_datanode_stored(sentence.as_str()) != Some((&node, msg.text.as_str())) {
             tracing::warn!(%node, %sentence, "a datanode confirmed with an unexpected sentence");
         }
         let message = std::mem::take(&mut msg.text);
@@ -975,7 +1084,7 @@ fn shutting_down() -> ErrorReply {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use super::*;
 
@@ -1173,6 +1282,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn link_replies_parse_as_replies_do() {
+        let payloads: [&[u8]; 13] = [
+            b"PONG",
+            b"PONG ",
+            b"OK",
+            b"OK ",
+            b"OK El dn1 ha registrado satisfactoriamente el mensaje: 'Adi\xc3\xb3s'.",
+            b"OKAY",
+            b"OK \xff",
+            b"ERR STORAGE disk full",
+            b"ERR UNAVAILABLE",
+            b"ERR NOPE x",
+            b"ERR",
+            b"",
+            b"\xff",
+        ];
+        for payload in payloads {
+            let ours = LinkReply::parse(&Bytes::copy_from_slice(payload));
+            let theirs = Reply::parse(payload).map(LinkReply::from);
+            assert_eq!(ours, theirs, "{payload:?}");
+        }
+        let sentence = LinkReply::parse(&Bytes::from_static(b"OK Adi\xc3\xb3s"));
+        assert_eq!(sentence.unwrap().to_string(), "OK Adiós");
     }
 
     #[test]
