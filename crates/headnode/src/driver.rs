@@ -9,12 +9,12 @@
 //! load one pass turns many client batches and datanode replies into one
 //! write per datanode link.
 //!
-//! Actions are carried out as follows:
+//! At the end of each pass the frames the router decided for each link
+//! (`STORE`s and `PING`s, [`Router::take_output`]) are appended to that
+//! link's outbox, and each outbox is handed, as one buffer, to the task that
+//! writes that link. `STORE`s are therefore pipelined: the driver never waits
+//! for a reply before sending more. Actions are carried out as follows:
 //!
-//! - `Send`: the request is encoded as a frame into the link's outbox; at
-//!   the end of the pass each outbox is handed, as one buffer, to the task
-//!   that writes that link. `STORE`s are therefore pipelined: the driver
-//!   never waits for a reply before sending more.
 //! - `Close`: the outbox is flushed and dropped; the link's writer task sees
 //!   its channel end, shuts the socket down, and the connection task ends.
 //! - `Done`: the batch's lines go into this pass's record for
@@ -359,11 +359,6 @@ impl Driver {
         } = self;
         for action in router.drain_actions() {
             match action {
-                Action::Send { link, request } => {
-                    if let Some(outbox) = outboxes.get_mut(&link) {
-                        encode_frame_with(&mut outbox.buf, |buf| request.write_payload(buf));
-                    }
-                }
                 Action::Close { link } => {
                     if let Some(mut outbox) = outboxes.remove(&link) {
                         outbox.flush();
@@ -375,6 +370,11 @@ impl Driver {
                 }
             }
         }
+        router.take_output(|link, frames| {
+            if let Some(outbox) = outboxes.get_mut(&link) {
+                outbox.buf.extend_from_slice(frames);
+            }
+        });
         for outbox in outboxes.values_mut() {
             outbox.flush();
         }

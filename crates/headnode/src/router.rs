@@ -16,10 +16,13 @@
 //! - clock ticks: [`Router::tick`], with the current [`Instant`] passed in,
 //!   at the latest at [`Router::next_deadline`];
 //!
-//! and answers with [`Action`]s, taken with [`Router::drain_actions`]: send a
-//! `STORE`/`PING` on link N, close link N, answer batch T, write a heartbeat
+//! and answers with the frames to send on each link (`STORE`s and `PING`s,
+//! taken with [`Router::take_output`]) and with [`Action`]s, taken with
+//! [`Router::drain_actions`]: close link N, answer batch T, write a heartbeat
 //! report. A thin driver (`crate::driver`) owns the sockets and the clock
-//! and carries the actions out. The tests below drive the same machine with
+//! and carries them out. The router encodes the frames itself, straight
+//! from the message it keeps, because an action holding a `STORE` request
+//! would need a copy of every message (that copy showed in the profile). The tests below drive the same machine with
 //! made-up instants: heartbeat timeouts, stalls and failovers are checked
 //! deterministically, with no network and no sleeping.
 //!
@@ -102,8 +105,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use protocol::{command::is_valid_name, sentences, ErrorCode, ErrorReply, Reply, Request};
+use bytes::{BufMut, Bytes, BytesMut};
+use protocol::{
+    command::is_valid_name, encode_frame_with, sentences, ErrorCode, ErrorReply, Reply, Request,
+};
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::{
@@ -285,17 +290,13 @@ pub struct Stored {
 /// What became of one message.
 pub type Outcome = Result<Stored, ErrorReply>;
 
-/// Something the driver must do.
+/// Something the driver must do (besides sending the frames of
+/// [`Router::take_output`]).
 #[derive(Debug)]
 pub enum Action<T> {
-    /// Send `request` (`STORE` or `PING`) on `link`.
-    Send {
-        /// The link.
-        link: LinkId,
-        /// The request.
-        request: Request,
-    },
-    /// Close `link`; whatever it still sends is ignored.
+    /// Close `link`; whatever it still sends is ignored. Frames decided for
+    /// it and not yet taken are dropped: its messages have been placed
+    /// again elsewhere.
     Close {
         /// The link.
         link: LinkId,
@@ -348,6 +349,8 @@ struct Link {
     stores: usize,
     /// The round whose `PING` this link has not answered yet.
     ping: Option<u64>,
+    /// Frames decided for this link and not yet taken by the driver.
+    out: BytesMut,
 }
 
 impl Link {
@@ -357,6 +360,7 @@ impl Link {
             queue: VecDeque::new(),
             stores: 0,
             ping: None,
+            out: BytesMut::new(),
         }
     }
 
@@ -472,6 +476,18 @@ impl<T> Router<T> {
     /// The actions decided since the last call, in order.
     pub fn drain_actions(&mut self) -> std::vec::Drain<'_, Action<T>> {
         self.actions.drain(..)
+    }
+
+    /// Hands `each` the frames decided for each link since the last call
+    /// (requests in the order they were decided, which is the order their
+    /// replies will come back in), to be written on that link.
+    pub fn take_output(&mut self, mut each: impl FnMut(LinkId, &[u8])) {
+        for link in self.nodes.iter_mut().filter_map(|node| node.link.as_mut()) {
+            if !link.out.is_empty() {
+                each(link.id, &link.out);
+                link.out.clear();
+            }
+        }
     }
 
     /// The status of datanode `name`, if it ever registered.
@@ -764,8 +780,8 @@ impl<T> Router<T> {
         }
         let Some(Slot::Pending(msg)) = self
             .batches
-            .get(&id.batch)
-            .and_then(|batch| batch.slots.get(id.index))
+            .get_mut(&id.batch)
+            .and_then(|batch| batch.slots.get_mut(id.index))
         else {
             return;
         };
@@ -807,18 +823,14 @@ impl<T> Router<T> {
             }
             return;
         };
-        let request = Request::Store(msg.text.clone());
         let link = self.nodes[index]
             .link
             .as_mut()
             .expect("candidates are linked");
+        encode_store(&mut link.out, &msg.text);
         link.queue.push_back(Owed::Store { msg: id, sent: now });
         link.stores += 1;
-        let link = link.id;
-        if let Some(msg) = self.pending_mut(id) {
-            msg.on = Some(link);
-        }
-        self.actions.push(Action::Send { link, request });
+        msg.on = Some(link.id);
     }
 
     /// Places the parked messages again (a datanode became active).
@@ -986,10 +998,7 @@ impl<T> Router<T> {
             if let Some(link) = &mut node.link {
                 link.ping = Some(number);
                 link.queue.push_back(Owed::Ping { round: number });
-                self.actions.push(Action::Send {
-                    link: link.id,
-                    request: Request::Ping,
-                });
+                encode_frame_with(&mut link.out, |dst| Request::Ping.write_payload(dst));
             }
         }
         self.round = Some(Round {
@@ -1078,6 +1087,15 @@ impl<T> Router<T> {
     }
 }
 
+/// Appends the frame of `STORE <message>` to `out`: the bytes of
+/// `Request::Store(message)`, without copying the message into a request.
+fn encode_store(out: &mut BytesMut, message: &str) {
+    encode_frame_with(out, |dst| {
+        dst.put_slice(b"STORE ");
+        dst.put_slice(message.as_bytes());
+    });
+}
+
 fn shutting_down() -> ErrorReply {
     ErrorReply::new(ErrorCode::ShuttingDown, "the headnode is shutting down")
 }
@@ -1085,6 +1103,9 @@ fn shutting_down() -> ErrorReply {
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};
+
+    use protocol::{Frame, FrameCodec};
+    use tokio_util::codec::Decoder;
 
     use super::*;
 
@@ -1129,13 +1150,24 @@ mod tests {
         }
 
         fn collect(&mut self) {
+            let mut sent = Vec::new();
+            self.router
+                .take_output(|link, frames| sent.push((link, BytesMut::from(frames))));
+            for (link, mut frames) in sent {
+                assert!(!self.closed.contains(&link), "sent on closed {link}");
+                let mut codec = FrameCodec::new(1 << 20);
+                while let Some(frame) = codec.decode(&mut frames).unwrap() {
+                    let Frame::Data(payload) = frame else {
+                        panic!("oversized frame")
+                    };
+                    let request = Request::parse(&payload).expect("a valid request");
+                    self.inbox.entry(link).or_default().push_back(request);
+                }
+                assert!(frames.is_empty(), "whole frames only");
+            }
             let actions: Vec<_> = self.router.drain_actions().collect();
             for action in actions {
                 match action {
-                    Action::Send { link, request } => {
-                        assert!(!self.closed.contains(&link), "sent on closed {link}");
-                        self.inbox.entry(link).or_default().push_back(request);
-                    }
                     Action::Close { link } => self.closed.push(link),
                     Action::Done { token, outcomes } => {
                         assert!(
@@ -1281,6 +1313,18 @@ mod tests {
                     sentences::datanode_stored(&stored.node, &stored.message)
                 );
             }
+        }
+    }
+
+    #[test]
+    fn store_frames_are_those_of_the_request() {
+        for message in ["Hola", "two\nlines", "Adiós", " spaced "] {
+            let mut ours = BytesMut::new();
+            encode_store(&mut ours, message);
+            let mut theirs = BytesMut::new();
+            let request = Request::Store(message.to_owned());
+            encode_frame_with(&mut theirs, |dst| request.write_payload(dst));
+            assert_eq!(ours, theirs);
         }
     }
 
