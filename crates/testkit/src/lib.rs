@@ -7,7 +7,8 @@
 //! test leaves no process behind.
 //!
 //! The binaries are found next to the test executable's `deps/` folder
-//! (`target/debug/`), where `cargo test --workspace` builds them.
+//! (`target/debug/`); [`binary`] runs `cargo build` for each one the first
+//! time a test process asks for it, so no test ever starts a stale binary.
 
 use std::{
     io::{BufRead, BufReader},
@@ -21,21 +22,63 @@ use std::{
 
 pub use tempfile::TempDir;
 
-/// The path of one of the workspace's binaries.
+/// The path of one of the workspace's binaries, brought up to date first.
+///
+/// `cargo test --workspace` builds the binaries of the packages that have
+/// integration tests, but not the others (`client` has none of its own), and
+/// `cargo test -p headnode` builds only `headnode` while its tests also start
+/// `datanode` and `client`. A test that started a stale or missing binary
+/// would test old code or fail, so the first call for each binary in a test
+/// process runs `cargo build` for it with the same cargo, profile and target
+/// folder; when nothing changed that takes a fraction of a second.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
     // target/debug/deps/<test> -> target/debug/<name>
-    let dir = exe
+    let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in target/<profile>/deps");
-    let path = dir.join(name);
+    build_once(name, profile_dir);
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds every binary",
+        "{} is missing after cargo build",
         path.display()
     );
     path
+}
+
+/// Runs `cargo build --package <name> --bin <name>` for the profile whose
+/// output folder is `profile_dir` (`target/debug` or `target/release`), once
+/// per binary and test process.
+fn build_once(name: &str, profile_dir: &Path) {
+    // Tests run on many threads: the first one builds, the others wait for
+    // it rather than queueing on cargo's own lock.
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|poison| poison.into_inner());
+    if built.iter().any(|done| done == name) {
+        return;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--package", name, "--bin", name]);
+    if let Some(target_dir) = profile_dir.parent() {
+        command.arg("--target-dir").arg(target_dir);
+    }
+    if profile_dir
+        .file_name()
+        .is_some_and(|profile| profile == "release")
+    {
+        command.arg("--release");
+    }
+    let status = command
+        .status()
+        .unwrap_or_else(|err| panic!("run cargo to build {name}: {err}"));
+    assert!(
+        status.success(),
+        "cargo build --bin {name} failed: {status}"
+    );
+    built.push(name.to_owned());
 }
 
 /// A running node. Killed on drop.
