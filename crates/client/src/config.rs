@@ -9,7 +9,7 @@
 use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use protocol::{DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME};
+use protocol::{parse_max_frame, DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 
 /// Sends messages to a server or headnode, one frame each, records every
 /// answer in a log file as `YYYY-mm-dd HH:MM:SS -> <answer>`, and ends with a
@@ -87,18 +87,6 @@ impl Config {
     /// The largest reply frame accepted: replies wrap the message.
     pub fn max_reply(&self) -> usize {
         self.max_frame + ENVELOPE_ALLOWANCE
-    }
-}
-
-/// Parses `--max-frame`: at least 1 byte, at most [`HARD_MAX_FRAME`].
-pub fn parse_max_frame(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of bytes"))?;
-    if (1..=HARD_MAX_FRAME).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("must be between 1 and {HARD_MAX_FRAME} bytes"))
     }
 }
 

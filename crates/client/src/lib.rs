@@ -17,7 +17,7 @@ mod config;
 pub mod exchange;
 pub mod messages;
 
-pub use config::{parse_max_frame, Config};
+pub use config::Config;
 pub use exchange::{answer_text, Summary};
 
 use std::{io, time::Duration};

@@ -110,7 +110,8 @@ pub struct Config {
 
     /// Largest client message accepted, in bytes. STORE frames may be up to
     /// this plus 1 KiB, as they wrap a client's message.
-    #[arg(long, env = "DATANODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    #[arg(long, env = "DATANODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME,
+          value_parser = protocol::parse_max_frame)]
     pub max_frame: usize,
 
     /// If nothing at all arrives from the headnode for this long, the link
@@ -480,6 +481,7 @@ mod tests {
         assert_eq!(config.fsync, Durability::Never);
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(config.idle_timeout, Duration::from_secs(30));
+        assert!(Config::try_parse_from(["datanode", "--max-frame", "0"]).is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -120,7 +120,8 @@ pub struct Config {
 
     /// Largest client message accepted, in bytes (larger frames get
     /// ERR TOO_LARGE). Datanode replies may be 1 KiB larger.
-    #[arg(long, env = "HEADNODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    #[arg(long, env = "HEADNODE_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME,
+          value_parser = protocol::parse_max_frame)]
     pub max_frame: usize,
 
     /// Connections (clients and datanodes) served at once; more wait in the
@@ -155,9 +156,6 @@ impl Config {
                 self.heartbeat_timeout(),
                 self.heartbeat_interval
             ));
-        }
-        if self.max_frame == 0 {
-            return Err("--max-frame must be positive".into());
         }
         Ok(())
     }
@@ -345,6 +343,7 @@ mod tests {
         assert!(config.validate().is_ok());
         assert!(Config::try_parse_from(["headnode", "--heartbeat-interval", "5"]).is_err());
         assert!(Config::try_parse_from(["headnode", "--placement", "first"]).is_err());
+        assert!(Config::try_parse_from(["headnode", "--max-frame", "0"]).is_err());
     }
 
     #[test]

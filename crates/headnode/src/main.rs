@@ -7,15 +7,8 @@ fn main() -> ExitCode {
     let config: headnode::Config = node::runtime::parse_config("HEADNODE_");
     node::runtime::init_tracing();
     // One thread: the router is one task anyway, and a work-stealing pool
-    // made the headnode pay for cross-thread wake-ups, futex sleeps and
-    // malloc arena contention on every batch (about 2.2 us of CPU per
-    // message instead of 1.2; docs/PERFORMANCE.md). Blocking work (the
-    // journal's fsync) still goes to Tokio's blocking pool.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("start the Tokio runtime")
-        .block_on(serve(config))
+    // cost about 2.2 us of CPU per message instead of 1.2.
+    node::runtime::block_on_current_thread(serve(config))
 }
 
 async fn serve(config: headnode::Config) -> ExitCode {

@@ -2,14 +2,18 @@
 
 mod common;
 
-use std::thread;
+use std::{
+    path::Path,
+    thread::{self, JoinHandle},
+};
 
 use common::*;
+use testkit::Run;
 
-#[test]
-fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
-    let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &[]);
-    let log = cluster.root.path().join("registro_cliente.txt");
+/// Starts a client sending 20 000 messages (pipeline 16) in the background
+/// and returns once datanode `busy` has stored some of them, so that
+/// messages are in flight on it.
+fn start_long_run(cluster: &Cluster, log: &Path, seed: &str, busy: &str) -> JoinHandle<Run> {
     let args: Vec<String> = [
         "--connect",
         &cluster.addr(),
@@ -18,7 +22,7 @@ fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
         "--count",
         "20000",
         "--seed",
-        "7",
+        seed,
         "--pipeline",
         "16",
     ]
@@ -26,13 +30,21 @@ fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
     .map(|s| s.to_string())
     .collect();
     let client = thread::spawn(move || run_client(args));
-
-    // Kill dn2 once it has stored something: messages are in flight on it.
-    let victim = cluster.data_file("dn2");
+    let data = cluster.data_file(busy);
     assert!(
-        testkit::wait_until(PATIENCE, || complete_lines(&victim).len() >= 200),
-        "dn2 never stored anything"
+        testkit::wait_until(PATIENCE, || complete_lines(&data).len() >= 200),
+        "{busy} never stored anything"
     );
+    client
+}
+
+#[test]
+fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
+    let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &[]);
+    let log = cluster.root.path().join("registro_cliente.txt");
+    // Kill dn2 once it has stored something: messages are in flight on it.
+    let client = start_long_run(&cluster, &log, "7", "dn2");
+    let victim = cluster.data_file("dn2");
     let mark = heartbeats(&cluster.heartbeat_file()).len();
     cluster.kill_datanode("dn2");
     assert!(
@@ -128,28 +140,8 @@ fn signal(pid: u32, signal: &str) {
 fn a_stalled_datanode_is_bypassed_and_comes_back_by_itself() {
     let cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &["--store-timeout", "300ms"]);
     let log = cluster.root.path().join("registro_cliente.txt");
-    let args: Vec<String> = [
-        "--connect",
-        &cluster.addr(),
-        "--log",
-        &log.display().to_string(),
-        "--count",
-        "20000",
-        "--seed",
-        "11",
-        "--pipeline",
-        "16",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let client = thread::spawn(move || run_client(args));
-
+    let client = start_long_run(&cluster, &log, "11", "dn2");
     let victim = cluster.data_file("dn2");
-    assert!(
-        testkit::wait_until(PATIENCE, || complete_lines(&victim).len() >= 200),
-        "dn2 never stored anything"
-    );
     let pid = cluster.datanodes["dn2"].pid();
     let mark = heartbeats(&cluster.heartbeat_file()).len();
     signal(pid, "-STOP");

@@ -52,6 +52,22 @@ pub fn block_on<F: std::future::Future>(main: F) -> F::Output {
         .block_on(main)
 }
 
+/// Runs `main` on a current-thread Tokio runtime: every task on the
+/// calling thread, blocking work (the journal's fsync) on Tokio's blocking
+/// pool.
+///
+/// For the headnode and the datanodes, whose work is one task (the router)
+/// or one session (the link): a work-stealing pool made them pay for
+/// cross-thread wake-ups, futex sleeps and allocator contention on every
+/// batch, about half of their CPU per message (docs/PERFORMANCE.md).
+pub fn block_on_current_thread<F: std::future::Future>(main: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start the Tokio runtime")
+        .block_on(main)
+}
+
 /// A token cancelled on the first SIGINT or SIGTERM.
 ///
 /// A node is PID 1 in its container, where the kernel installs no default

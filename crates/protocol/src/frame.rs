@@ -36,6 +36,19 @@ pub const HARD_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Length of the frame header in bytes.
 pub const HEADER_LEN: usize = 4;
 
+/// Parses a `--max-frame` flag, the same on every binary: at least 1 byte,
+/// at most [`HARD_MAX_FRAME`] (beyond it a header is taken as lost framing).
+pub fn parse_max_frame(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number of bytes"))?;
+    if (1..=HARD_MAX_FRAME).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("must be between 1 and {HARD_MAX_FRAME} bytes"))
+    }
+}
+
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -204,6 +217,15 @@ mod tests {
             out.push(frame);
         }
         out
+    }
+
+    #[test]
+    fn max_frame_flags_are_bounded() {
+        assert_eq!(parse_max_frame("16"), Ok(16));
+        assert_eq!(parse_max_frame("16777216"), Ok(HARD_MAX_FRAME));
+        for bad in ["0", "16777217", "-1", "64k", ""] {
+            assert!(parse_max_frame(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -28,6 +28,6 @@ pub mod sentences;
 
 pub use command::{ErrorCode, ErrorReply, Reply, Request};
 pub use frame::{
-    encode_frame, encode_frame_with, Frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME,
-    ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
+    encode_frame, encode_frame_with, parse_max_frame, Frame, FrameCodec, FrameError,
+    DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
 };

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{builder::TypedValueParser as _, Parser};
 use journal::Durability;
 use node::listener::DEFAULT_MAX_CONNECTIONS;
-use protocol::{DEFAULT_MAX_FRAME, HARD_MAX_FRAME};
+use protocol::{parse_max_frame, DEFAULT_MAX_FRAME};
 
 /// Name of the log file inside `--dir`, as in the original exercise.
 pub const LOG_FILE: &str = "log.txt";
@@ -46,19 +46,6 @@ impl Config {
     /// The path of the log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(LOG_FILE)
-    }
-}
-
-/// Parses `--max-frame`: at least 1 byte, at most [`HARD_MAX_FRAME`]
-/// (beyond it a header is taken as lost framing, see [`protocol::frame`]).
-pub fn parse_max_frame(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number of bytes"))?;
-    if (1..=HARD_MAX_FRAME).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("must be between 1 and {HARD_MAX_FRAME} bytes"))
     }
 }
 

@@ -27,7 +27,7 @@
 mod config;
 mod store;
 
-pub use config::{parse_max_frame, Config, LOG_FILE};
+pub use config::{Config, LOG_FILE};
 pub use store::{sender, LogStore};
 
 use std::{io, sync::Arc};
