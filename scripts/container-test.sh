@@ -20,8 +20,10 @@
 # Without a Docker engine the tests are skipped, except under CI=true, where
 # that is a failure. Ends with `containers: N passed, M failed`.
 #
-# Environment: COMPOSE (default: docker-compose, else `docker compose`),
-# KEEP_LOGS=1 keeps the logs folder, SKIP_IMAGE_BUILD=1 uses the image as is.
+# Environment: COMPOSE, the Compose command (default: docker-compose, else
+# `docker compose`; .ci/run runs the tests once with each, the second via
+# scripts/compose-v2.sh), KEEP_LOGS=1 keeps the logs folder,
+# SKIP_IMAGE_BUILD=1 uses the image as is.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
@@ -54,6 +56,9 @@ elif docker compose version >/dev/null 2>&1; then
 else
     skip_or_die "neither docker-compose nor docker compose is installed"
 fi
+compose_version=$("${compose[@]}" version --short 2>/dev/null) ||
+    skip_or_die "'${compose[*]} version' does not answer"
+printf 'container tests with %s, version %s\n' "${compose[*]}" "$compose_version"
 command -v python3 >/dev/null || skip_or_die "python3 is needed for the log checks"
 
 # --- The image ---------------------------------------------------------------
@@ -262,9 +267,9 @@ a2_kill() {
     inactive_at=$(checks count "$heartbeats")
     compose_for "$p" "$f" start "$victim" >/dev/null 2>&1
     if wait_until 30 checks heartbeat "$heartbeats" "$victim" active --after-line "$inactive_at"; then
-        pass "activity 2 kill: $victim active again after docker-compose start"
+        pass "activity 2 kill: $victim active again after compose start"
     else
-        fail "activity 2 kill: $victim not active again after docker-compose start"
+        fail "activity 2 kill: $victim not active again after compose start"
         show_logs "$p" "$f"
     fi
 }
