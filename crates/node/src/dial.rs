@@ -51,34 +51,56 @@ impl Default for Backoff {
     }
 }
 
+/// How long the attempt made at the deadline may take: a peer that comes up
+/// just as the time runs out still gets its chance.
+const LAST_ATTEMPT: Duration = Duration::from_millis(100);
+
 /// Connects to `addr` (`host:port`), retrying until `timeout` has passed
 /// (forever when `None`). Sets `TCP_NODELAY`: every frame is a request or a
 /// reply someone is waiting for.
+///
+/// The timeout bounds the whole: each attempt (a name lookup, a handshake
+/// with a host that drops packets) ends at the deadline, the last pause is
+/// cut short so that a last attempt is made at the deadline, and that one
+/// gets [`LAST_ATTEMPT`] at most.
 pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Result<TcpStream> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut backoff = Backoff::default();
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match TcpStream::connect(addr).await {
+        let attempt = TcpStream::connect(addr);
+        let result = match deadline {
+            Some(deadline) => {
+                let ends = deadline.max(Instant::now() + LAST_ATTEMPT);
+                tokio::time::timeout_at(ends, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            }
+            None => attempt.await,
+        };
+        let err = match result {
             Ok(stream) => {
                 stream.set_nodelay(true)?;
                 return Ok(stream);
             }
-            Err(err) => {
-                let delay = backoff.next_delay();
-                if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
-                    return Err(io::Error::new(
-                        err.kind(),
-                        format!("could not connect to {addr} after {attempts} attempts: {err}"),
-                    ));
-                }
-                if attempts == 1 || attempts % 10 == 0 {
-                    tracing::info!(%addr, %err, attempts, "not reachable yet; retrying");
-                }
-                tokio::time::sleep(delay).await;
+            Err(err) => err,
+        };
+        let mut delay = backoff.next_delay();
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("could not connect to {addr} after {attempts} attempts: {err}"),
+                ));
             }
+            delay = delay.min(left);
         }
+        if attempts == 1 || attempts % 10 == 0 {
+            tracing::info!(%addr, %err, attempts, "not reachable yet; retrying");
+        }
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -103,14 +125,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gives_up_after_the_timeout() {
+    async fn gives_up_at_the_timeout_not_before() {
         // Port 9 on loopback: nothing listens there in a test environment.
         let started = std::time::Instant::now();
-        let err = connect_with_retry("127.0.0.1:9", Some(Duration::from_millis(300)))
+        let err = connect_with_retry("127.0.0.1:9", Some(Duration::from_millis(700)))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("could not connect"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2));
+        // Not a timing assertion: a refused connection is retried until the
+        // deadline, and the upper bound only catches a hang.
+        assert!(started.elapsed() >= Duration::from_millis(700));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn an_attempt_that_hangs_ends_at_the_deadline() {
+        // A listener whose accept queue is full drops further SYNs, so a
+        // connect to it hangs (the kernel would retry for minutes).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        while let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            queued.push(stream);
+            assert!(queued.len() < 1000, "the accept queue never filled");
+        }
+        let started = std::time::Instant::now();
+        let err = connect_with_retry(&addr.to_string(), Some(Duration::from_millis(500)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[tokio::test]
