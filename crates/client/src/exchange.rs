@@ -13,6 +13,10 @@
 //! Nothing is ever sent twice: if the connection is lost, the messages not
 //! answered yet are reported as unconfirmed, since resending one that the
 //! peer did store would duplicate it.
+//!
+//! A stop request (SIGTERM from `docker stop`, or Ctrl-C) ends the sending
+//! only: the messages already sent are still answered and recorded, so the
+//! log file ends with an answer for every message sent.
 
 use std::{io::Write, sync::Arc, time::Duration};
 
@@ -25,7 +29,7 @@ use tokio::{
     sync::{mpsc, Semaphore},
     time::Instant,
 };
-use tokio_util::codec::FramedRead;
+use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
 use crate::messages::Source;
 
@@ -46,6 +50,9 @@ pub struct Summary {
     /// Why the run stopped early (connection lost, unreadable reply, input
     /// error), if it did.
     pub failure: Option<String>,
+    /// Whether sending was stopped by a stop request before the messages
+    /// ran out (what was sent was still answered).
+    pub interrupted: bool,
 }
 
 impl Summary {
@@ -54,9 +61,10 @@ impl Summary {
         self.sent - self.confirmed - self.errors
     }
 
-    /// Whether every message sent was confirmed and the run ended normally.
+    /// Whether every message sent was confirmed and the run ended normally
+    /// (not stopped early, not interrupted).
     pub fn all_confirmed(&self) -> bool {
-        self.failure.is_none() && self.confirmed == self.sent
+        self.failure.is_none() && !self.interrupted && self.confirmed == self.sent
     }
 }
 
@@ -81,6 +89,8 @@ impl std::fmt::Display for Summary {
         write!(f, ", {rate:.0} msg/s in {seconds:.2} s")?;
         if let Some(failure) = &self.failure {
             write!(f, " (stopped early: {failure})")?;
+        } else if self.interrupted {
+            write!(f, " (interrupted: sending stopped on request)")?;
         }
         Ok(())
     }
@@ -99,7 +109,9 @@ pub fn answer_text(reply: &Reply) -> Option<(String, bool)> {
 }
 
 /// Sends every message of `source` over `writer`, reads the answers from
-/// `reader`, records them in `log` and on `out`.
+/// `reader`, records them in `log` and on `out`. Once `stop` is cancelled
+/// no further message is sent; the run ends when those sent are answered.
+#[allow(clippy::too_many_arguments)] // one run's whole context, named at the call
 pub async fn exchange<R, W>(
     reader: R,
     writer: W,
@@ -108,6 +120,7 @@ pub async fn exchange<R, W>(
     max_reply: usize,
     log: &Journal,
     out: &mut (impl Write + ?Sized),
+    stop: CancellationToken,
 ) -> Summary
 where
     R: AsyncRead + Unpin,
@@ -116,7 +129,7 @@ where
     let started = Instant::now();
     let window = Arc::new(Semaphore::new(pipeline));
     let (sent_tx, mut sent_rx) = mpsc::unbounded_channel();
-    let sender = tokio::spawn(send_all(writer, source, Arc::clone(&window), sent_tx));
+    let sender = tokio::spawn(send_all(writer, source, Arc::clone(&window), sent_tx, stop));
 
     let mut replies = FramedRead::new(reader, FrameCodec::new(max_reply));
     let mut summary = Summary {
@@ -125,6 +138,7 @@ where
         errors: 0,
         elapsed: Duration::ZERO,
         failure: None,
+        interrupted: false,
     };
     let mut sender_done = false;
     let mut record = Record::new();
@@ -241,9 +255,11 @@ where
     summary.elapsed = started.elapsed();
     if summary.failure.is_none() {
         // The sender has finished (its channel closed); it may have failed
-        // on input before ending.
-        if let Ok(Err(failure)) = sender.await {
-            summary.failure = Some(failure);
+        // on input before ending, or been stopped.
+        match sender.await {
+            Ok(Ok(SendEnd::Interrupted)) => summary.interrupted = true,
+            Ok(Err(failure)) => summary.failure = Some(failure),
+            Ok(Ok(SendEnd::SourceDone)) | Err(_) => {}
         }
     } else {
         // Lost connection: the sender may be waiting for a place in the
@@ -256,29 +272,60 @@ where
     summary
 }
 
+/// How the sending half ended, when not on an error.
+enum SendEnd {
+    /// Every message of the source was sent.
+    SourceDone,
+    /// A stop request came first.
+    Interrupted,
+}
+
 /// The sending half: writes the messages of `source` as `SEND` frames while
-/// the window has room, announcing each write's count on `sent` before it.
+/// the window has room, announcing each write's count on `sent` before it,
+/// until the source ends or `stop` is cancelled.
 async fn send_all<W>(
     mut writer: W,
     mut source: Source,
     window: Arc<Semaphore>,
     sent: mpsc::UnboundedSender<u64>,
-) -> Result<(), String>
+    stop: CancellationToken,
+) -> Result<SendEnd, String>
 where
     W: AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::new();
     let mut failure = None;
+    let mut end = SendEnd::SourceDone;
     loop {
-        let first = match source.next().await {
-            Ok(Some(message)) => message,
-            Ok(None) => break,
-            Err(err) => {
+        // Waiting for input or for a place in the window, never for both a
+        // stop request and nothing.
+        let next = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            next = source.next() => Some(next),
+        };
+        let first = match next {
+            None => {
+                end = SendEnd::Interrupted;
+                break;
+            }
+            Some(Ok(Some(message))) => message,
+            Some(Ok(None)) => break,
+            Some(Err(err)) => {
                 failure = Some(format!("cannot read the messages: {err}"));
                 break;
             }
         };
-        window.acquire().await.expect("never closed").forget();
+        let place = tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            place = window.acquire() => Some(place),
+        };
+        let Some(place) = place else {
+            end = SendEnd::Interrupted;
+            break;
+        };
+        place.expect("never closed").forget();
         encode_send(first, &mut buf);
         let mut count = 1;
         // Put whatever else is ready, within the window, in the same write.
@@ -306,7 +353,7 @@ where
         if let Err(err) = writer.write_all(&buf).await {
             // The receiver sees the connection fail and reports it.
             tracing::debug!(%err, "write failed");
-            return Ok(());
+            return Ok(SendEnd::SourceDone);
         }
         buf.clear();
         if failure.is_some() {
@@ -318,7 +365,7 @@ where
     drop(sent);
     // Tell the peer no more requests come; it still answers those it has.
     let _ = writer.shutdown().await;
-    failure.map_or(Ok(()), Err)
+    failure.map_or(Ok(end), Err)
 }
 
 fn encode_send(message: String, buf: &mut BytesMut) {
@@ -392,13 +439,54 @@ mod tests {
         let log = Journal::open(dir.path().join("answers.txt"), Durability::Never).unwrap();
         let (read, write) = tokio::io::split(peer);
         let mut out = Vec::new();
-        let summary = exchange(read, write, source, pipeline, 4096, &log, &mut out).await;
+        let stop = CancellationToken::new();
+        let summary = exchange(read, write, source, pipeline, 4096, &log, &mut out, stop).await;
         let lines = std::fs::read_to_string(log.path())
             .unwrap()
             .lines()
             .map(str::to_owned)
             .collect();
         (summary, lines, String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_ends_the_sending_and_every_message_sent_is_answered() {
+        let (lines_tx, lines_rx) = mpsc::channel(64);
+        for i in 0..40 {
+            lines_tx.send(Ok(format!("message {i}"))).await.unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = Journal::open(dir.path().join("answers.txt"), Durability::Never).unwrap();
+        let (read, write) = tokio::io::split(start_peer(None));
+        let stop = CancellationToken::new();
+        let run = {
+            let (log, stop) = (log.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                let source = Source::Lines(lines_rx);
+                exchange(read, write, source, 8, 4096, &log, &mut out, stop).await
+            })
+        };
+        // The 40 lines are sent and answered; the sender then waits for
+        // input that never comes, until the stop request.
+        while std::fs::read_to_string(log.path()).unwrap().lines().count() < 40 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        let summary = run.await.unwrap();
+        assert!(summary.interrupted);
+        assert_eq!(summary.failure, None);
+        assert_eq!((summary.sent, summary.confirmed), (40, 40));
+        assert!(
+            !summary.all_confirmed(),
+            "an interrupted run is not a success"
+        );
+        assert!(summary.to_string().contains("interrupted"), "{summary}");
+        // Nothing more is read once sending stopped.
+        assert!(lines_tx.send(Ok("late".into())).await.is_err());
+        let logged = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(logged.lines().count(), 40);
+        assert!(logged.lines().all(|line| line.contains("got 'message ")));
     }
 
     #[tokio::test]
@@ -475,11 +563,21 @@ mod tests {
             errors: 0,
             elapsed: Duration::from_millis(500),
             failure: None,
+            interrupted: false,
         };
         assert_eq!(
             summary.to_string(),
             "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s"
         );
         assert!(summary.all_confirmed());
+        let interrupted = Summary {
+            interrupted: true,
+            ..summary
+        };
+        assert_eq!(
+            interrupted.to_string(),
+            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s \
+             (interrupted: sending stopped on request)"
+        );
     }
 }

@@ -26,14 +26,16 @@ use futures::{SinkExt, StreamExt};
 use journal::{Durability, Journal};
 use node::dial::connect_with_retry;
 use protocol::{Frame, FrameCodec, Reply, Request};
-use tokio_util::codec::Framed;
+use tokio_util::{codec::Framed, sync::CancellationToken};
 
 use crate::messages::{Draw, Source};
 
-/// Sends the configured messages and records the answers. `Err` if the run
-/// could not start (log file, connection); otherwise the [`Summary`],
-/// which tells whether every message was confirmed.
-pub async fn run(config: &Config) -> Result<Summary, String> {
+/// Sends the configured messages and records the answers, until the
+/// messages run out or `stop` is cancelled (then the messages already sent
+/// are still answered and recorded). `Err` if the run could not start (log
+/// file, connection); otherwise the [`Summary`], which tells whether every
+/// message was confirmed.
+pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, String> {
     let log = Journal::open(&config.log, Durability::Never)
         .map_err(|err| format!("cannot open {}: {err}", config.log.display()))?;
     let source = if config.stdin {
@@ -41,9 +43,12 @@ pub async fn run(config: &Config) -> Result<Summary, String> {
     } else {
         Source::Drawn(Box::new(Draw::new(config.seed, config.fixed_count())))
     };
-    let stream = connect_with_retry(&config.connect, Some(config.connect_timeout))
-        .await
-        .map_err(|err| err.to_string())?;
+    let stream = tokio::select! {
+        connected = connect_with_retry(&config.connect, Some(config.connect_timeout)) => {
+            connected.map_err(|err| err.to_string())?
+        }
+        () = stop.cancelled() => return Err("stopped before connecting".into()),
+    };
     tracing::info!(peer = %config.connect, log = %config.log.display(), "connected");
     let (read, write) = stream.into_split();
     let mut stdout = io::stdout();
@@ -55,6 +60,7 @@ pub async fn run(config: &Config) -> Result<Summary, String> {
         config.max_reply(),
         &log,
         &mut stdout,
+        stop,
     )
     .await)
 }

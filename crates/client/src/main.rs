@@ -1,6 +1,7 @@
 //! The `client` binary: parses the configuration and runs [`client::run`]
-//! (or [`client::ping`]); the exit status is 0 only when every message sent
-//! was confirmed.
+//! (or [`client::ping`]); the exit status is 0 only when every message was
+//! sent and confirmed (a run stopped by SIGTERM or Ctrl-C exits 1, after
+//! recording the answers to what it had sent).
 
 use std::process::ExitCode;
 
@@ -31,11 +32,20 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        match runtime.block_on(client::run(&config)) {
+        // SIGTERM (`docker stop`) or Ctrl-C: stop sending, wait for the
+        // answers owed, record them, and exit.
+        let run = async { client::run(&config, node::runtime::shutdown_on_signals()).await };
+        match runtime.block_on(run) {
             Ok(summary) => {
                 println!("{summary}");
                 if let Some(failure) = &summary.failure {
                     eprintln!("client: {failure}");
+                } else if summary.interrupted {
+                    eprintln!(
+                        "client: interrupted: stopped sending after {} message(s), \
+                         every one of them answered",
+                        summary.sent
+                    );
                 }
                 if summary.unanswered() > 0 {
                     eprintln!(

@@ -397,6 +397,49 @@ fn sigterm_drains_and_keeps_everything_confirmed() {
     }
 }
 
+/// `docker stop` of a client in the middle of a run: it stops sending,
+/// records the answer to every message it had sent, and exits 1 (the run was
+/// not completed) well before Docker's grace period.
+#[test]
+fn sigterm_stops_the_client_after_recording_every_answer_owed() {
+    let dir = TempDir::new().unwrap();
+    let server = start_server(dir.path(), &[]);
+    let answers = dir.path().join("respuestas.txt");
+    let addr = server.addr_string();
+    let args = [
+        "--connect",
+        &addr,
+        "--log",
+        answers.to_str().unwrap(),
+        "--count",
+        "10000000",
+        "--pipeline",
+        "16",
+    ];
+    let mut client = Node::spawn_quiet("client", &args);
+    assert!(
+        testkit::wait_until(Duration::from_secs(60), || read_lines(&answers).len()
+            >= 2000),
+        "the client made no progress:\n{}",
+        client.stderr()
+    );
+    client.terminate();
+    let status = client
+        .wait_timeout(Duration::from_secs(30))
+        .expect("the client exits after SIGTERM");
+    assert_eq!(status.code(), Some(1), "{}", client.stderr());
+    assert!(
+        client.stderr().contains("interrupted: stopped sending after"),
+        "{}",
+        client.stderr()
+    );
+    // Every message sent was answered and recorded: the two files hold the
+    // same messages, each line whole.
+    let confirmed = confirmed_messages(&answers);
+    assert!(confirmed.len() < 10_000_000);
+    assert_eq!(messages_of(&logged(dir.path())), confirmed);
+}
+
 #[test]
 fn the_client_waits_for_a_late_server_and_gives_up_on_none() {
     let dir = TempDir::new().unwrap();
