@@ -8,7 +8,7 @@
 
 use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{builder::BoolishValueParser, Parser};
 use protocol::{parse_max_frame, DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 
 /// Sends messages to a server or headnode, one frame each, records every
@@ -28,8 +28,9 @@ pub struct Config {
     pub log: PathBuf,
 
     /// Send N messages drawn at random from the list without "exit", then
-    /// "exit" (N+1 in all). Without it, or with 0, messages are drawn from
-    /// the whole list until "exit" comes up, as in the original exercise.
+    /// "exit" (N+1 in all; 0 sends "exit" alone). Without it, messages are
+    /// drawn from the whole list until "exit" comes up, as in the original
+    /// exercise.
     #[arg(long, env = "CLIENT_COUNT")]
     pub count: Option<u64>,
 
@@ -41,7 +42,7 @@ pub struct Config {
     /// Send the lines of standard input instead of drawn messages: one
     /// message per line, blank lines skipped; the line "exit" is sent and
     /// ends the run, as does the end of input. Overrides --count and --seed.
-    #[arg(long, env = "CLIENT_STDIN")]
+    #[arg(long, env = "CLIENT_STDIN", value_parser = BoolishValueParser::new())]
     pub stdin: bool,
 
     /// How long to keep retrying the connection (e.g. 500ms, 30s, 2m): the
@@ -65,7 +66,7 @@ pub struct Config {
     /// Probe only, for health checks: connect (within --connect-timeout),
     /// send PING, exit 0 on PONG and non-zero otherwise. Sends no message
     /// and writes no log file; every other message option is ignored.
-    #[arg(long, env = "CLIENT_PING")]
+    #[arg(long, env = "CLIENT_PING", value_parser = BoolishValueParser::new())]
     pub ping: bool,
 }
 
@@ -76,12 +77,6 @@ impl Config {
     /// person running them set it.
     pub fn from_env_and_args() -> Config {
         node::runtime::parse_config("CLIENT_")
-    }
-
-    /// The fixed number of drawn messages before "exit", if any (`--count
-    /// 0` is the same as no `--count`).
-    pub fn fixed_count(&self) -> Option<u64> {
-        self.count.filter(|&count| count > 0)
     }
 
     /// The largest reply frame accepted: replies wrap the message.
@@ -138,8 +133,8 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_millis(500));
         assert_eq!(config.pipeline.get(), 64);
         assert_eq!(config.max_frame, 1024);
-        assert_eq!(config.fixed_count(), Some(500));
-        assert_eq!(parse(&["--count", "0"]).unwrap().fixed_count(), None);
+        assert_eq!(config.count, Some(500));
+        assert_eq!(parse(&["--count", "0"]).unwrap().count, Some(0));
         assert!(parse(&["--stdin", "--count", "3"]).unwrap().stdin);
         assert!(parse(&["--ping", "--count", "3"]).unwrap().ping);
     }

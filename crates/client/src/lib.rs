@@ -41,7 +41,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, St
     let source = if config.stdin {
         Source::stdin()
     } else {
-        Source::Drawn(Box::new(Draw::new(config.seed, config.fixed_count())))
+        Source::Drawn(Box::new(Draw::new(config.seed, config.count)))
     };
     let stream = tokio::select! {
         connected = connect_with_retry(&config.connect, Some(config.connect_timeout)) => {

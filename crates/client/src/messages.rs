@@ -4,7 +4,7 @@
 //! The draw follows the original client: each message is picked uniformly
 //! from the list, which holds "exit" (and "Mensaje de prueba" twice, so it
 //! comes up twice as often), until "exit" is picked; "exit" is sent like any
-//! other message and ends the run. `--count N` (N > 0) makes the length
+//! other message and ends the run. `--count N` makes the length
 //! fixed: N picks from the list without "exit", then "exit". `--seed` makes
 //! the sequence reproducible.
 

@@ -2,7 +2,7 @@
 
 use std::num::NonZeroUsize;
 
-use clap::Parser;
+use clap::{builder::BoolishValueParser, Parser};
 use protocol::{DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 
 /// Default size of a message, in bytes.
@@ -64,7 +64,7 @@ pub struct Config {
     pub threads: NonZeroUsize,
 
     /// Print one JSON object instead of the text report.
-    #[arg(long, env = "LOADGEN_JSON")]
+    #[arg(long, env = "LOADGEN_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
 }
 

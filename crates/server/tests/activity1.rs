@@ -429,7 +429,9 @@ fn sigterm_stops_the_client_after_recording_every_answer_owed() {
         .expect("the client exits after SIGTERM");
     assert_eq!(status.code(), Some(1), "{}", client.stderr());
     assert!(
-        client.stderr().contains("interrupted: stopped sending after"),
+        client
+            .stderr()
+            .contains("interrupted: stopped sending after"),
         "{}",
         client.stderr()
     );
