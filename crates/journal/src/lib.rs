@@ -34,6 +34,22 @@
 //!   while there are unsynced writes. A process crash loses nothing; a power
 //!   loss can lose what was confirmed in the last interval.
 //!
+//! With `always` or an interval, opening a file also syncs it and the
+//! folders on its path that it had to create, so that a new file cannot
+//! vanish on power loss together with the records synced into it.
+//!
+//! # Failures
+//!
+//! A failed write is cut off at once (see [`Journal::append`]). A failed
+//! sync is different: Linux reports a write-back error once and may then
+//! mark the pages clean, so a later sync that succeeds proves nothing about
+//! the records before it. After a failed sync, or a failed write that could
+//! not be cut off, the journal therefore refuses every later append and
+//! sync: the node answers `ERR STORAGE` rather than confirm what may not be
+//! on disk, and an operator must look at the disk. What was confirmed
+//! before the failure stays confirmed; with an interval, records confirmed
+//! since the previous sync may be lost on a power loss, as that mode allows.
+//!
 //! # Recovery
 //!
 //! Opening a file whose last line is incomplete (a torn write: power loss,
@@ -51,7 +67,7 @@ use std::{
     fs::{File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, OnceLock, Weak},
     time::Duration,
 };
 
@@ -73,6 +89,12 @@ struct Inner {
     sync_file: Arc<File>,
     sync: Mutex<SyncState>,
     synced: Notify,
+    /// Set, once and for good, by a failure after which the file can no
+    /// longer be trusted (see "Failures" above): why.
+    failed: OnceLock<String>,
+    /// Tests make the next sync fail, as a disk would.
+    #[cfg(test)]
+    fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 /// The write end of the file and its length, known without a system call.
@@ -89,22 +111,27 @@ impl Appender {
     /// A failed `write_all` (disk full, quota) may leave part of the batch
     /// in the file; cutting it off at once keeps the next record on a line
     /// of its own and keeps unconfirmed text out of the log.
-    fn append(&mut self, records: &[u8]) -> io::Result<()> {
+    /// `Err` carries the write's error, and whether the file could be put
+    /// back (`false`: it may end in a partial batch).
+    fn append(&mut self, records: &[u8]) -> Result<(), (io::Error, bool)> {
         match self.file.write_all(records) {
             Ok(()) => {
                 self.len += records.len() as u64;
                 Ok(())
             }
-            Err(err) => {
-                self.rollback();
-                Err(err)
-            }
+            Err(err) => Err((err, self.rollback())),
         }
     }
 
-    fn rollback(&mut self) {
-        if let Err(err) = self.file.set_len(self.len) {
-            tracing::error!(%err, "could not cut a partly written batch");
+    /// Cuts the file back to its last complete append; `false` if it could
+    /// not.
+    fn rollback(&mut self) -> bool {
+        match self.file.set_len(self.len) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(%err, "could not cut a partly written batch");
+                false
+            }
         }
     }
 }
@@ -127,9 +154,24 @@ impl Journal {
     /// the journal is dropped.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> io::Result<Journal> {
         let path = path.as_ref().to_path_buf();
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // The folders whose entries change: the file's own, and each one
+        // created on the way to it, up to the first that existed.
+        let mut changed = vec![dir.clone()];
+        let mut ancestor = dir.as_path();
+        while !ancestor.exists() {
+            let parent = match ancestor.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                Some(_) => Path::new("."),
+                None => break,
+            };
+            changed.push(parent.to_path_buf());
+            ancestor = parent;
         }
+        std::fs::create_dir_all(&dir)?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -137,6 +179,14 @@ impl Journal {
             .open(&path)?;
         if let Some(cut) = cut_torn_tail(&mut file)? {
             tracing::warn!(path = %path.display(), bytes = cut, "cut an incomplete last line");
+        }
+        if durability != Durability::Never {
+            // What an earlier run left in the page cache, the cut above, and
+            // the entries that make the file findable after a power loss.
+            file.sync_all()?;
+            for dir in &changed {
+                sync_dir(dir)?;
+            }
         }
         let len = file.seek(SeekFrom::End(0))?;
         let sync_file = Arc::new(file.try_clone()?);
@@ -147,6 +197,9 @@ impl Journal {
             sync_file,
             sync: Mutex::new(SyncState::default()),
             synced: Notify::new(),
+            failed: OnceLock::new(),
+            #[cfg(test)]
+            fail_next_sync: std::sync::atomic::AtomicBool::new(false),
         });
         if let Durability::Interval(every) = durability {
             tokio::spawn(flush_periodically(Arc::downgrade(&inner), every));
@@ -167,8 +220,11 @@ impl Journal {
     /// Appends `records` (whole lines, each ending in `\n`) with one write,
     /// then waits as the durability mode requires.
     ///
-    /// On error nothing should be confirmed: the batch may be partly written.
+    /// On error nothing of the batch may be confirmed. A failed write is
+    /// cut off the file; after a failed sync every later call fails too
+    /// (see "Failures" above).
     pub async fn append(&self, records: &[u8]) -> io::Result<()> {
+        self.inner.check()?;
         if records.is_empty() {
             return Ok(());
         }
@@ -186,7 +242,13 @@ impl Journal {
         // A write of a few kilobytes to the page cache takes about a
         // microsecond: cheaper than handing it to a blocking thread.
         let mut file = self.inner.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.append(records)?;
+        if let Err((err, cut_off)) = file.append(records) {
+            if !cut_off {
+                self.inner
+                    .fail(format!("a failed write could not be cut off: {err}"));
+            }
+            return Err(err);
+        }
         // Numbered under the file lock, so sequence order is file order.
         let mut sync = self.inner.sync.lock().unwrap_or_else(|e| e.into_inner());
         sync.written += 1;
@@ -195,6 +257,7 @@ impl Journal {
 
     /// Makes every append made so far durable.
     pub async fn sync(&self) -> io::Result<()> {
+        self.inner.check()?;
         let seq = self.inner.lock_sync().written;
         self.sync_through(seq).await
     }
@@ -210,6 +273,8 @@ impl Journal {
                 if sync.synced >= seq {
                     return Ok(());
                 }
+                // A leader's sync failed: this append is not on disk.
+                self.inner.check()?;
                 if sync.syncing {
                     None
                 } else {
@@ -230,19 +295,53 @@ impl Inner {
         self.sync.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// `Err` once the journal has failed for good.
+    fn check(&self) -> io::Result<()> {
+        match self.failed.get() {
+            None => Ok(()),
+            Some(reason) => Err(io::Error::other(format!(
+                "{} takes no more writes after an earlier failure ({reason}); \
+                 check the disk and restart",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Marks the journal failed for good.
+    fn fail(&self, reason: String) {
+        tracing::error!(path = %self.path.display(), %reason, "log file failed; refusing further writes");
+        let _ = self.failed.set(reason);
+    }
+
     /// Syncs the file, covering every append numbered up to `target`.
     /// Called by the one task that set `syncing`.
     async fn run_sync(&self, target: u64) -> io::Result<()> {
         let file = Arc::clone(&self.sync_file);
-        let result = match tokio::task::spawn_blocking(move || file.sync_data()).await {
+        #[cfg(test)]
+        let fail = self
+            .fail_next_sync
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let fail = false;
+        let result = match tokio::task::spawn_blocking(move || {
+            if fail {
+                return Err(io::Error::other("injected sync failure"));
+            }
+            file.sync_data()
+        })
+        .await
+        {
             Ok(result) => result,
             Err(join) => Err(io::Error::other(join)),
         };
         {
             let mut sync = self.lock_sync();
             sync.syncing = false;
-            if result.is_ok() {
-                sync.synced = sync.synced.max(target);
+            match &result {
+                Ok(()) => sync.synced = sync.synced.max(target),
+                // Before waking anyone, so that no waiter elects itself
+                // leader and "succeeds" on pages the kernel marked clean.
+                Err(err) => self.fail(format!("fsync failed: {err}")),
             }
         }
         // Wake everyone: those covered return, the others elect a new leader.
@@ -262,6 +361,20 @@ async fn flush_periodically(inner: Weak<Inner>, every: Duration) {
         if let Err(err) = journal.sync().await {
             tracing::error!(path = %journal.path().display(), %err, "periodic sync failed");
         }
+    }
+}
+
+/// Syncs a folder, so that the entries created in it survive a power loss.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Folders cannot be opened for syncing there; NTFS journals them.
+        let _ = dir;
+        Ok(())
     }
 }
 
@@ -359,7 +472,7 @@ mod tests {
             // What a write that failed halfway leaves behind.
             let mut appender = journal.inner.file.lock().unwrap();
             appender.file.write_all(b"half of a ba").unwrap();
-            appender.rollback();
+            assert!(appender.rollback());
         }
         journal.append(b"next\n").await.unwrap();
         assert_eq!(read(&journal), "kept\nnext\n");
@@ -396,6 +509,44 @@ mod tests {
             "every append was covered by a sync"
         );
         assert!(!sync.syncing);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_failed_sync_nothing_more_is_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path().join("log.txt"), Durability::Always).unwrap();
+        journal.append(b"synced\n").await.unwrap();
+        journal
+            .inner
+            .fail_next_sync
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // A group of appends waiting on the failing sync: none succeeds,
+        // neither the leader nor those that would lead the next sync.
+        let tasks: Vec<_> = (0..8)
+            .map(|n| {
+                let journal = journal.clone();
+                tokio::spawn(async move { journal.append(format!("{n}\n").as_bytes()).await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().is_err());
+        }
+        let err = journal.append(b"later\n").await.unwrap_err();
+        assert!(err.to_string().contains("earlier failure"), "{err}");
+        assert!(journal.sync().await.is_err());
+        // Nothing was written after the failure was known.
+        assert!(!read(&journal).contains("later"));
+    }
+
+    #[tokio::test]
+    async fn durable_modes_sync_the_new_file_and_its_new_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/folders/log.txt");
+        let journal = Journal::open(&path, Durability::Always).unwrap();
+        journal.append(b"x\n").await.unwrap();
+        assert_eq!(read(&journal), "x\n");
+        // A relative path without a folder syncs the current one.
+        assert!(sync_dir(Path::new(".")).is_ok());
     }
 
     #[tokio::test]
