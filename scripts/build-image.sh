@@ -22,7 +22,10 @@ cd "$(dirname "$0")/.."
 
 image=${TAREA1_IMAGE:-inf343-tarea1:latest}
 builder=${TAREA1_BUILDER:-auto}
-triple=x86_64-unknown-linux-gnu
+# The host's own target (x86_64 or aarch64 Linux): the image runs on this
+# engine, which shares the host's architecture.
+triple=$(rustc -vV | sed -n 's/^host: //p')
+[[ -n $triple ]] || { printf 'build-image: error: rustc -vV names no host\n' >&2; exit 1; }
 bins=(server client headnode datanode)
 
 say() { printf 'build-image: %s\n' "$*" >&2; }
