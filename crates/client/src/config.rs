@@ -19,7 +19,8 @@ use protocol::{parse_max_frame, DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 pub struct Config {
     /// Address of the server or headnode, as HOST:PORT. The name is
     /// resolved again on every connection attempt.
-    #[arg(long, env = "CLIENT_CONNECT", default_value = "127.0.0.1:5000")]
+    #[arg(long, env = "CLIENT_CONNECT", default_value = "127.0.0.1:5000",
+          value_parser = node::parse_host_port)]
     pub connect: String,
 
     /// File the answers are appended to (created, with its folder, if

@@ -88,7 +88,8 @@ pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Config {
     /// Address of the headnode, `host:port`. The host name is resolved again
     /// on every connection attempt.
-    #[arg(long, env = "DATANODE_HEADNODE", default_value = "127.0.0.1:10000")]
+    #[arg(long, env = "DATANODE_HEADNODE", default_value = "127.0.0.1:10000",
+          value_parser = node::parse_host_port)]
     pub headnode: String,
 
     /// Name to register under (1 to 64 characters from A-Z a-z 0-9 . _ -).

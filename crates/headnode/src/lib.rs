@@ -84,7 +84,8 @@ pub const HEARTBEAT_FILE: &str = "heartbeat_server.txt";
 )]
 pub struct Config {
     /// Address to listen on, for clients and datanodes alike.
-    #[arg(long, env = "HEADNODE_LISTEN", default_value = "0.0.0.0:10000")]
+    #[arg(long, env = "HEADNODE_LISTEN", default_value = "0.0.0.0:10000",
+          value_parser = node::parse_host_port)]
     pub listen: String,
 
     /// Folder of registro_server.txt and heartbeat_server.txt (created if

@@ -11,6 +11,27 @@ use std::{io, time::Duration};
 use rand::Rng;
 use tokio::{net::TcpStream, time::Instant};
 
+/// Parses a `HOST:PORT` flag (`--listen`, `--connect`, `--headnode`): a
+/// host name, an IPv4 address or a bracketed IPv6 address, then a port.
+/// The name is looked up only when used, so that a peer whose container is
+/// not up yet (its name not resolvable yet) can still be given.
+pub fn parse_host_port(text: &str) -> Result<String, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{text}' is not HOST:PORT (e.g. 127.0.0.1:5000)"))?;
+    if host.is_empty() {
+        return Err(format!("'{text}' has no host (e.g. 0.0.0.0{text})"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "'{text}': write an IPv6 address in brackets, e.g. [::1]:5000"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("'{text}': '{port}' is not a port number"))?;
+    Ok(text.to_owned())
+}
+
 /// Exponential back-off with full jitter, between `initial` and `max`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -107,6 +128,28 @@ pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port_flags_are_checked_but_not_resolved() {
+        for good in [
+            "127.0.0.1:5000",
+            "headnode:10000",
+            "localhost:0",
+            "[::1]:5000",
+        ] {
+            assert_eq!(parse_host_port(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "nowhere",
+            ":5000",
+            "host:",
+            "host:99999",
+            "host:x",
+            "::1:5000",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_maximum_with_jitter() {

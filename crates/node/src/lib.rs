@@ -14,5 +14,6 @@ pub mod listener;
 pub mod runtime;
 pub mod session;
 
+pub use dial::parse_host_port;
 pub use journal::parse_duration;
 pub use session::{MessageStore, MessageVerb, StoreFuture, StoreResult};

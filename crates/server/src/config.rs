@@ -1,6 +1,6 @@
 //! Command-line and environment configuration of the server.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use clap::{builder::TypedValueParser as _, Parser};
 use journal::Durability;
@@ -15,9 +15,11 @@ pub const LOG_FILE: &str = "log.txt";
 #[derive(Debug, Clone, Parser)]
 #[command(name = "server", version, about, long_about = None)]
 pub struct Config {
-    /// Address and port to listen on.
-    #[arg(long, env = "SERVER_LISTEN", default_value = "0.0.0.0:5000")]
-    pub listen: SocketAddr,
+    /// Address and port to listen on: `HOST:PORT`, where HOST is an address
+    /// or a name (`0.0.0.0` for every interface).
+    #[arg(long, env = "SERVER_LISTEN", default_value = "0.0.0.0:5000",
+          value_parser = node::parse_host_port)]
+    pub listen: String,
 
     /// Folder of the log file `log.txt` (created if missing).
     #[arg(long, env = "SERVER_DIR", default_value = ".")]
@@ -62,7 +64,7 @@ mod tests {
     #[test]
     fn defaults_match_the_exercise() {
         let config = parse(&[]).unwrap();
-        assert_eq!(config.listen, "0.0.0.0:5000".parse().unwrap());
+        assert_eq!(config.listen, "0.0.0.0:5000");
         assert_eq!(config.log_path(), PathBuf::from("./log.txt"));
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(config.fsync, Durability::Never);
@@ -84,7 +86,7 @@ mod tests {
             "3",
         ])
         .unwrap();
-        assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(config.listen, "127.0.0.1:0");
         assert_eq!(config.log_path(), PathBuf::from("/tmp/x/log.txt"));
         assert_eq!(config.max_frame, 16);
         assert_eq!(

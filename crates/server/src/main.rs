@@ -10,7 +10,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: server::Config) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(listener) => listener,
         Err(err) => {
             tracing::error!(addr = %config.listen, %err, "cannot listen");
