@@ -83,7 +83,7 @@ const LAST_ATTEMPT: Duration = Duration::from_millis(100);
 /// The timeout bounds the whole: each attempt (a name lookup, a handshake
 /// with a host that drops packets) ends at the deadline, the last pause is
 /// cut short so that a last attempt is made at the deadline, and that one
-/// gets [`LAST_ATTEMPT`] at most.
+/// gets 100 ms at most.
 pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Result<TcpStream> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut backoff = Backoff::default();
