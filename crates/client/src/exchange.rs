@@ -297,8 +297,8 @@ where
     let mut failure = None;
     let mut end = SendEnd::SourceDone;
     loop {
-        // Waiting for input or for a place in the window, never for both a
-        // stop request and nothing.
+        // A stop request ends either wait: for the next message (a person
+        // may never type one) and for a place in the window.
         let next = tokio::select! {
             biased;
             () = stop.cancelled() => None,
