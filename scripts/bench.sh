@@ -19,6 +19,8 @@
 #   BENCH_IDLE=1000          idle connections, figure 5
 #   BENCH_FIGURES="0 1 2 3 4 5"  which figures to measure (0, the generator's
 #                            ceiling against a trivial sink, only in full mode)
+#   BENCH_PIN_CPU=0          the CPU that figure 1 pins each client-server pair
+#                            to (ours and Redis alike; see docs/PERFORMANCE.md)
 #   BENCH_REDIS_PORT=6399    port of the benchmark's own Redis
 #   BENCH_PROFILE            cargo profile: release (full) or debug (smoke)
 #   CARGO_TARGET_DIR         where the binaries are built (default target/)
@@ -77,6 +79,10 @@ die() {
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
 PIDS=()
+# A command prefix for the processes of a pinned measurement (figure 1):
+# empty, or taskset with the CPU.
+PIN=()
+PIN_CPU=${BENCH_PIN_CPU:-0}
 REDIS_UP=no
 REDIS_PID=""
 
@@ -144,7 +150,7 @@ start() {
     local name=$1
     shift
     local log="$WORK/$name.log"
-    RUST_LOG=${RUST_LOG:-info} "$@" >/dev/null 2>"$log" &
+    RUST_LOG=${RUST_LOG:-info} "${PIN[@]}" "$@" >/dev/null 2>"$log" &
     PID=$!
     PIDS+=("$PID")
     ADDR=""
@@ -219,7 +225,7 @@ median() {
 ours_once() {
     local label=$1 pids=$2 out
     shift 2
-    if ! out=$("$BIN/loadgen" --json --cpu-pids "$pids" "$@" 2>>"$WORK/loadgen.log"); then
+    if ! out=$("${PIN[@]}" "$BIN/loadgen" --json --cpu-pids "$pids" "$@" 2>>"$WORK/loadgen.log"); then
         say "$label: errors: ${out:-loadgen failed}"
         tail -n 5 "$WORK/loadgen.log" >&2
         fail "$label"
@@ -242,7 +248,7 @@ redis_once() {
     redis-cli -p "$REDIS_PORT" del mylist >/dev/null
     local before after rate bench_s TIMEFORMAT='%U %S'
     before=$(cpu_ticks "$REDIS_PID")
-    { time redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t rpush -c "$1" -P "$2" -n "$3" \
+    { time "${PIN[@]}" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t rpush -c "$1" -P "$2" -n "$3" \
         -d "$SIZE" --csv >"$WORK/redis-benchmark.csv"; } 2>"$WORK/redis-benchmark.time"
     after=$(cpu_ticks "$REDIS_PID")
     rate=$(tail -n 1 "$WORK/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
@@ -328,7 +334,7 @@ line() {
         # Tiny counts on a debug build: the figures only show it ran.
         met="ran"
         ratio="-"
-    elif [[ $4 == - ]]; then
+    elif [[ $4 == - || $5 == - ]]; then
         met="n/a"
     else
         met=$(awk -v r="$4" -v t="$5" 'BEGIN {
@@ -373,12 +379,29 @@ if [[ $MODE == full ]] && want 0; then
 fi
 
 # 1. One connection, no pipelining, fsync never vs RPUSH with AOF, fsync no.
+# Each client-server pair is pinned to one CPU, ours and Redis alike: left
+# to the scheduler, a request-reply ping-pong on this VM measures the
+# hypervisor waking an idle vCPU (the same for a server that does nothing),
+# not the software. The unpinned figure follows, for information.
 if want 1; then
+    PIN=(taskset -c "$PIN_CPU")
+    if [[ $HAVE_REDIS == yes ]]; then
+        taskset -a -p -c "$PIN_CPU" "$REDIS_PID" >/dev/null
+    fi
     start_server fig1 never
     measure "figure 1" "$PID" 1 1 "$N1"
     stop "$PID"
-    line "1 1 conn, no pipelining, fsync never" "$(rate "$OURS") msg/s" \
+    PIN=()
+    if [[ $HAVE_REDIS == yes ]]; then
+        taskset -a -p -c "0-$(($(nproc) - 1))" "$REDIS_PID" >/dev/null
+    fi
+    line "1 1 conn, no pipelining, pinned to 1 CPU" "$(rate "$OURS") msg/s" \
         "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" ">=1.2"
+    start_server fig1u never
+    measure "figure 1u" "$PID" 1 1 "$N1"
+    stop "$PID"
+    line "1u the same, unpinned (VM wake-up floor)" "$(rate "$OURS") msg/s" \
+        "$(redis_label "$REDIS")" "$(ratio "$OURS" "$REDIS")" "-"
 fi
 
 # 2. 50 connections, pipeline 16, fsync never vs AOF appendfsync no.
