@@ -6,6 +6,7 @@
 #
 # SCENARIO (the figure numbers of scripts/bench.sh):
 #   server-1    the server, 1 connection without pipelining, --fsync never
+#               (unpinned: figure 1u)
 #   server-2    the server, 50 connections x pipeline 16, --fsync never
 #   server-3    the server, 50 connections x pipeline 16, --fsync always
 #   cluster-4   the headnode and its three datanodes, 50 x 16, --fsync never
@@ -24,7 +25,7 @@ scenario=${1:-}
 case $scenario in
 server-1 | server-2 | server-3 | cluster-4) ;;
 *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
