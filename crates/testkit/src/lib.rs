@@ -61,7 +61,15 @@ fn build_once(name: &str, profile_dir: &Path) {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.args(["build", "--quiet", "--package", name, "--bin", name]);
+    command.args([
+        "build",
+        "--quiet",
+        "--locked",
+        "--package",
+        name,
+        "--bin",
+        name,
+    ]);
     if let Some(target_dir) = profile_dir.parent() {
         command.arg("--target-dir").arg(target_dir);
     }
