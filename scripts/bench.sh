@@ -18,7 +18,8 @@
 #   BENCH_N4=1000000         messages, figure 4 (headnode and 3 datanodes)
 #   BENCH_IDLE=1000          idle connections, figure 5
 #   BENCH_FIGURES="0 1 2 3 4 5"  which figures to measure (0, the generator's
-#                            ceiling against a trivial sink, only in full mode)
+#                            ceiling against a trivial sink, only in full mode;
+#                            1 measures figure 1, pinned, and 1u, unpinned)
 #   BENCH_PIN_CPU=0          the CPU that figure 1 pins each client-server pair
 #                            to (ours and Redis alike; see docs/PERFORMANCE.md)
 #   BENCH_REDIS_PORT=6399    port of the benchmark's own Redis
