@@ -94,6 +94,9 @@ pub struct Node {
     name: String,
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Signalled when the stderr reader has read everything (the process
+    /// closed its stderr, normally by exiting).
+    stderr_closed: Mutex<mpsc::Receiver<()>>,
     addr: Option<SocketAddr>,
 }
 
@@ -123,6 +126,7 @@ impl Node {
             .unwrap_or_else(|err| panic!("start {name}: {err}"));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (found, listening) = mpsc::channel();
+        let (closed, stderr_closed) = mpsc::channel();
         let pipe = child.stderr.take().expect("stderr is piped");
         let lines = Arc::clone(&stderr);
         thread::spawn(move || {
@@ -133,11 +137,13 @@ impl Node {
                 }
                 lines.lock().unwrap().push(line);
             }
+            let _ = closed.send(());
         });
         let mut node = Node {
             name: name.to_owned(),
             child,
             stderr,
+            stderr_closed: Mutex::new(stderr_closed),
             addr: None,
         };
         if wait_listening {
@@ -187,11 +193,15 @@ impl Node {
         assert!(status.success(), "kill -TERM {} failed", self.name);
     }
 
-    /// Waits up to `timeout` for the node to exit.
+    /// Waits up to `timeout` for the node to exit. Once it has, everything
+    /// it wrote to stderr is in [`Node::stderr`].
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll the child") {
+                // The reader may still be behind the exit by a few lines.
+                let closed = self.stderr_closed.lock().unwrap();
+                let _ = closed.recv_timeout(deadline.saturating_duration_since(Instant::now()));
                 return Some(status);
             }
             if Instant::now() >= deadline {
