@@ -185,7 +185,21 @@ impl Journal {
             // the entries that make the file findable after a power loss.
             file.sync_all()?;
             for dir in &changed {
-                sync_dir(dir)?;
+                match sync_dir(dir) {
+                    Ok(()) => {}
+                    // Some file systems (certain FUSE and network mounts)
+                    // cannot sync a folder: not a reason to refuse to run.
+                    Err(err)
+                        if matches!(
+                            err.kind(),
+                            io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+                        ) =>
+                    {
+                        tracing::warn!(dir = %dir.display(), %err,
+                            "cannot sync this folder: a new file in it may not survive a power loss");
+                    }
+                    Err(err) => return Err(err),
+                }
             }
         }
         let len = file.seek(SeekFrom::End(0))?;
