@@ -47,7 +47,13 @@ out="${CARGO_TARGET_DIR:-target}/$triple/release"
 
 ctx=$(mktemp -d "${TMPDIR:-/tmp}/inf343-image.XXXXXX")
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/docker/prebuilt/bin" "$ctx/docker/prebuilt/logs"
+mkdir -p "$ctx/docker/prebuilt/bin" "$ctx/docker/prebuilt/logs" "$ctx/docker/prebuilt/zoneinfo"
+# The time zone database, as the Dockerfile's build stage takes it from the
+# Rust image (leap-second "right/" zones left out); none if the host has none.
+if [[ -d /usr/share/zoneinfo ]]; then
+    cp -a /usr/share/zoneinfo/. "$ctx/docker/prebuilt/zoneinfo/"
+    rm -rf "$ctx/docker/prebuilt/zoneinfo/right"
+fi
 for bin in "${bins[@]}"; do
     # A dynamic binary would not start in the scratch image ("no such file
     # or directory" for its missing loader): refuse it here, clearly.
