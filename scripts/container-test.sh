@@ -152,7 +152,8 @@ a1() {
     local p="${run_id}a1" f=docker-compose.yml
     say "Activity 1: $f (project $p)"
     local count=${A1_COUNT:-200}
-    if ! CLIENT_COUNT=$count up "$p" "$f"; then
+    # A zone far from UTC, by name: the image must carry the zone database.
+    if ! CLIENT_COUNT=$count TZ=America/Santiago up "$p" "$f"; then
         fail "activity 1: compose up"
         show_logs "$p" "$f"
         return
@@ -173,8 +174,8 @@ a1() {
     else
         fail "activity 1: the server stopped with the client"
     fi
-    if checks activity1 "$logs" --client-ip "$client_ip" --messages $((count + 1)); then
-        pass "activity 1: log.txt and respuestas.txt agree"
+    if checks activity1 "$logs" --client-ip "$client_ip" --messages $((count + 1)) --tz America/Santiago; then
+        pass "activity 1: log.txt and respuestas.txt agree, stamped in America/Santiago time"
     else
         fail "activity 1: log.txt and respuestas.txt"
     fi

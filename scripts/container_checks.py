@@ -15,8 +15,10 @@ LOGS is the folder that holds activity1/ and activity2/.
 
 import argparse
 import collections
+import datetime
 import re
 import sys
+import zoneinfo
 from pathlib import Path
 
 TS = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
@@ -101,6 +103,15 @@ def activity1(args):
             confirmed[-1:] == ["exit"], f"the last message is not exit: {confirmed[-1:]}"
         )
         checks.expect(exits == 1, f"exit was confirmed {exits} times, not once")
+    if args.tz and client:
+        # The stamps are local time in the zone the containers were given.
+        stamp = datetime.datetime.strptime(client[0][:19], "%Y-%m-%d %H:%M:%S")
+        now = datetime.datetime.now(zoneinfo.ZoneInfo(args.tz)).replace(tzinfo=None)
+        skew = abs((now - stamp).total_seconds())
+        checks.expect(
+            skew < 600,
+            f"respuestas.txt's first stamp {client[0][:19]} is not {args.tz} time (now {now:%H:%M:%S})",
+        )
     senders = {ip for (ip, _, _) in received}
     if args.client_ip:
         checks.expect(
@@ -214,6 +225,7 @@ def main():
     p.add_argument("--client-ip")
     p.add_argument("--messages", type=int, help="lines expected: CLIENT_COUNT + 1 (exit)")
     p.add_argument("--interrupted", action="store_true", help="the client was stopped early")
+    p.add_argument("--tz", help="the zone of the time stamps (TZ given to the containers)")
     p.set_defaults(run=activity1)
 
     p = sub.add_parser("activity2")
