@@ -63,13 +63,13 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use journal::{timestamp, Journal, Record};
-use protocol::{encode_frame_with, sentences, ErrorCode, ErrorReply, Reply};
+use protocol::{encode_frame_with, sentences, ErrorCode, ErrorReply, LinkReply, Reply};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     idmap::IdMap,
-    router::{Action, LinkId, LinkReply, Outcome, Router, RouterConfig},
+    router::{Action, LinkId, Outcome, Router, RouterConfig},
 };
 
 /// Events taken from the channel in one pass at most, so that timers are

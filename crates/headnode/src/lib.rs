@@ -9,7 +9,7 @@
 //! <name>` makes it a datanode link ([`link`]); anything else makes it a
 //! client session, served by the shared session loop
 //! ([`node::session::run`], given that first frame) with a
-//! [`client::ClientStore`]. Clients use exactly the Activity 1 commands,
+//! [`client_session::ClientStore`]. Clients use exactly the Activity 1 commands,
 //! `SEND <message>` and `PING`.
 //!
 //! # Parts
@@ -22,7 +22,7 @@
 //!   clock ticks, carries out its actions, and writes registro_server.txt
 //!   before a batch is answered.
 //! - [`link`]: the two socket loops of a datanode link.
-//! - [`client`]: the store behind each client session.
+//! - [`client_session`]: the store behind each client session.
 //!
 //! # Files
 //!
@@ -33,7 +33,7 @@
 //! The link protocol is section 9 of `docs/PROTOCOL.md`, the
 //! whole of Activity 2 in `docs/ACTIVITY2.md`.
 
-pub mod client;
+pub mod client_session;
 pub mod driver;
 mod idmap;
 pub mod link;
@@ -53,8 +53,7 @@ use node::{
     MessageVerb,
 };
 use protocol::{
-    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Request,
-    DEFAULT_MAX_FRAME,
+    encode_frame_with, ErrorReply, Frame, FrameCodec, FrameError, Request, DEFAULT_MAX_FRAME,
 };
 use tokio::{
     io::AsyncWriteExt,
@@ -66,7 +65,7 @@ pub use placement::Placement;
 pub use router::RouterConfig;
 use router::DEFAULT_HEARTBEAT_TIMEOUT;
 
-use crate::{client::ClientStore, driver::RouterHandle};
+use crate::{client_session::ClientStore, driver::RouterHandle};
 
 /// File of confirmed messages, inside `--dir`.
 pub const REGISTRO_FILE: &str = "registro_server.txt";
@@ -245,13 +244,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         None => return,
         Some(Ok(frame)) => frame,
         Some(Err(FrameError::FramingLost { len })) => {
-            let err = ErrorReply::new(
-                ErrorCode::Framing,
-                format!(
-                    "a frame header declares {len} bytes: this is not a stream of \
-                     length-prefixed frames; closing"
-                ),
-            );
+            let err = ErrorReply::framing_lost(len);
             refuse(&mut write, &err).await;
             return;
         }
@@ -261,7 +254,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     };
     if let Frame::Data(payload) = &frame {
-        if is_register(payload) {
+        if protocol::link::is_register(payload) {
             match Request::parse(payload) {
                 Ok(Request::Register(name)) => {
                     let router = shared.router.clone();
@@ -288,12 +281,6 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     )
     .await;
     tracing::debug!(%peer, ?end, "client session ended");
-}
-
-/// Whether a frame's verb is `REGISTER` (in any case), valid or not.
-fn is_register(payload: &[u8]) -> bool {
-    let verb = payload.split(|&b| b == b' ').next().unwrap_or_default();
-    verb.eq_ignore_ascii_case(b"REGISTER")
 }
 
 /// Sends one error reply and closes the connection.
@@ -345,15 +332,5 @@ mod tests {
         assert!(Config::try_parse_from(["headnode", "--heartbeat-interval", "5"]).is_err());
         assert!(Config::try_parse_from(["headnode", "--placement", "first"]).is_err());
         assert!(Config::try_parse_from(["headnode", "--max-frame", "0"]).is_err());
-    }
-
-    #[test]
-    fn register_is_recognised_whatever_its_case_or_argument() {
-        assert!(is_register(b"REGISTER dn1"));
-        assert!(is_register(b"register ../bad"));
-        assert!(is_register(b"Register"));
-        assert!(!is_register(b"SEND REGISTER dn1"));
-        assert!(!is_register(b"REGISTERED x"));
-        assert!(!is_register(b""));
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
-use protocol::{Frame, FrameCodec, ENVELOPE_ALLOWANCE};
+use protocol::{Frame, FrameCodec, LinkReply, ENVELOPE_ALLOWANCE};
 use tokio::{
     io::AsyncWriteExt,
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
@@ -29,7 +29,7 @@ use tokio_util::codec::FramedRead;
 
 use crate::{
     driver::{Event, RouterHandle},
-    router::{LinkId, LinkReply},
+    router::LinkId,
 };
 
 /// Replies passed to the driver in one event at most.

@@ -304,6 +304,19 @@ impl ErrorReply {
         )
     }
 
+    /// The reply to a frame header declaring `len` bytes, beyond any frame
+    /// (see [`crate::FrameError::FramingLost`]); the connection closes
+    /// after it.
+    pub fn framing_lost(len: usize) -> Self {
+        ErrorReply::new(
+            ErrorCode::Framing,
+            format!(
+                "a frame header declares {len} bytes: this is not a stream of \
+                 length-prefixed frames; closing"
+            ),
+        )
+    }
+
     /// Appends `ERR <CODE> <reason>` to `dst`.
     pub fn write_payload(&self, dst: &mut BytesMut) {
         dst.put_slice(b"ERR ");

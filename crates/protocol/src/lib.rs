@@ -13,6 +13,9 @@
 //! - [`command`]: the payload of a frame is UTF-8 text holding one command
 //!   (a verb and its argument) or one reply (`OK`, `ERR`, `PONG`).
 //!
+//! [`link`] holds the headnode-datanode link's requests and replies in the
+//! zero-copy forms the headnode's hot path uses.
+//!
 //! [`escape`] is not part of the wire format: it turns a message into one
 //! line of a log file, so that a message can never span or merge lines.
 //! [`sentences`] holds the Spanish sentences of the original exercise, which
@@ -24,6 +27,7 @@
 pub mod command;
 pub mod escape;
 pub mod frame;
+pub mod link;
 pub mod sentences;
 
 pub use command::{ErrorCode, ErrorReply, Reply, Request};
@@ -31,3 +35,4 @@ pub use frame::{
     encode_frame, encode_frame_with, parse_max_frame, Frame, FrameCodec, FrameError,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
 };
+pub use link::{LinkReply, Sentence};

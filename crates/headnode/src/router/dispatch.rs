@@ -1,0 +1,375 @@
+//! Placing messages, failing them over, and answering them.
+//!
+//! Each message is placed on its own (a batch may be spread over every
+//! datanode) by the configured placement policy ([`crate::placement`])
+//! among the *candidates*: active, linked datanodes that have not refused
+//! this message with `ERR`. `STORE`s are pipelined: a link may owe
+//! thousands, the router never waits for one before sending the next.
+//!
+//! # Failover
+//!
+//! Each pending message remembers the link it was last sent on. When that
+//! link drops, or its datanode is marked inactive (a missed heartbeat, or a
+//! `STORE` left unconfirmed for `store_timeout`), every message last sent
+//! there is placed again on another candidate. If a datanode answers `ERR`,
+//! the message is placed on a datanode that has not refused it; when every
+//! active datanode has refused it, the client gets the last error. With no
+//! candidate at all, a message is parked (see [`super::pending`]) until a
+//! datanode becomes active, or `unavailable_timeout` has passed.
+
+use std::{sync::Arc, time::Instant};
+
+use protocol::{sentences, ErrorCode, ErrorReply, Sentence};
+
+use super::{pending::MsgId, shutting_down, Action, LinkId, Outcome, Router, Stored};
+use crate::placement::Candidate;
+
+impl<T> Router<T> {
+    /// Sends message `id` to a candidate, or parks it until `deadline`.
+    pub(super) fn dispatch(&mut self, id: MsgId, now: Instant, deadline: Instant) {
+        if self.stopping.is_some() {
+            self.settle(id, Err(shutting_down()));
+            return;
+        }
+        let Some(msg) = self.pending.get_mut(id) else {
+            return;
+        };
+        self.candidates.clear();
+        let mut any_active = false;
+        for (index, node) in self.datanodes.iter().enumerate() {
+            let Some(link) = node.serving() else {
+                continue;
+            };
+            any_active = true;
+            if !msg.refused.contains(&link.id) {
+                self.candidates.push(Candidate {
+                    index,
+                    load: link.stores,
+                });
+            }
+        }
+        let Some(index) = self.policy.choose(&self.candidates) else {
+            if any_active {
+                // Every active datanode refused it: pass the refusal on.
+                let err = msg.last_error.clone().unwrap_or_else(|| {
+                    ErrorReply::new(ErrorCode::Storage, "every datanode refused the message")
+                });
+                self.settle(id, Err(err));
+            } else {
+                if self.pending.none_parked() {
+                    tracing::warn!(
+                        timeout = ?self.config.unavailable_timeout,
+                        "no active datanode: messages wait for one"
+                    );
+                }
+                self.pending.park(id, deadline);
+            }
+            return;
+        };
+        let link = self
+            .datanodes
+            .serving_mut(index)
+            .expect("candidates are serving");
+        link.send_store(id, &msg.text, now);
+        msg.on = Some(link.id);
+    }
+
+    /// Places the parked messages again (a datanode became active).
+    pub(super) fn dispatch_parked(&mut self, now: Instant) {
+        for parked in self.pending.unpark_all() {
+            // Parked again with its first deadline if still no candidate.
+            self.dispatch(parked.msg, now, parked.deadline);
+        }
+    }
+
+    /// Datanode `node` confirmed message `id` with `sentence`.
+    pub(super) fn confirm(&mut self, id: MsgId, node: Arc<str>, sentence: Sentence) {
+        let Some(msg) = self.pending.get_mut(id) else {
+            // Already answered: a second copy was stored (at-least-once).
+            tracing::debug!(%node, "late confirmation of a message already answered");
+            return;
+        };
+        if sentences::parse_datanode_stored(sentence.as_str()) != Some((&node, msg.text.as_str())) {
+            tracing::warn!(%node, %sentence, "a datanode confirmed with an unexpected sentence");
+        }
+        let message = std::mem::take(&mut msg.text);
+        self.settle(
+            id,
+            Ok(Stored {
+                node,
+                sentence,
+                message,
+            }),
+        );
+    }
+
+    /// `link` refused message `id` with `err`: try another datanode.
+    pub(super) fn refused(&mut self, id: MsgId, link: LinkId, err: ErrorReply, now: Instant) {
+        let Some(msg) = self.pending.get_mut(id) else {
+            return;
+        };
+        msg.refused.push(link);
+        msg.last_error = Some(err);
+        if msg.on == Some(link) {
+            msg.on = None;
+            self.dispatch(id, now, now + self.config.unavailable_timeout);
+        }
+    }
+
+    /// Records the outcome of message `id`; emits its batch when complete.
+    pub(super) fn settle(&mut self, id: MsgId, outcome: Outcome) {
+        let Some((token, outcomes)) = self.pending.settle(id, outcome) else {
+            return;
+        };
+        self.actions.push(Action::Done { token, outcomes });
+        if self.stopping.is_some() && self.pending.batches() == 0 {
+            self.close_all_links();
+        }
+    }
+
+    /// Marks datanode `index` active and places parked messages.
+    pub(super) fn activate(&mut self, index: usize, now: Instant) {
+        let node = self.datanodes.get_mut(index);
+        if !node.active {
+            node.active = true;
+            tracing::info!(name = %node.name, "datanode active");
+        }
+        self.dispatch_parked(now);
+    }
+
+    /// Marks datanode `index` inactive and fails over its messages.
+    pub(super) fn deactivate(&mut self, index: usize, now: Instant) {
+        let node = self.datanodes.get_mut(index);
+        if !node.active {
+            return;
+        }
+        node.active = false;
+        tracing::warn!(name = %node.name, "datanode inactive");
+        if let Some(link) = &node.link {
+            let (link, ids) = (link.id, link.store_ids());
+            self.fail_over(link, ids, now);
+        }
+    }
+
+    /// Unlinks datanode `index` (its link is gone) and fails over.
+    pub(super) fn detach(&mut self, index: usize, now: Instant) {
+        if let Some(link) = self.datanodes.detach(index) {
+            self.fail_over(link.id, link.store_ids(), now);
+        }
+    }
+
+    /// Places again every message of `ids` last sent on `link`.
+    fn fail_over(&mut self, link: LinkId, ids: Vec<MsgId>, now: Instant) {
+        let deadline = now + self.config.unavailable_timeout;
+        for id in ids {
+            let Some(msg) = self.pending.get_mut(id) else {
+                continue;
+            };
+            if msg.on == Some(link) {
+                msg.on = None;
+                self.dispatch(id, now, deadline);
+            }
+        }
+    }
+
+    /// Closes every link (shutdown).
+    pub(super) fn close_all_links(&mut self) {
+        for link in self.datanodes.detach_all() {
+            self.actions.push(Action::Close { link });
+        }
+        if let Some(stopping) = &mut self.stopping {
+            stopping.links_closed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sim::*;
+
+    #[test]
+    fn a_batch_is_spread_and_answered_in_order() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.submit(1, &["a", "b", "c", "d"]);
+        assert_eq!((sim.owed(1), sim.owed(2), sim.owed(3)), (2, 1, 1));
+        sim.serve(3, None);
+        sim.serve(2, None);
+        assert!(!sim.done.contains_key(&1), "answered only when complete");
+        sim.serve(1, None);
+        let outcomes = sim.outcome(1);
+        let messages: Vec<&str> = outcomes
+            .iter()
+            .map(|o| o.as_ref().unwrap().message.as_str())
+            .collect();
+        assert_eq!(messages, ["a", "b", "c", "d"]);
+        assert_eq!(sim.stored_on(1), ["dn1", "dn2", "dn3", "dn1"]);
+        assert_confirmations_hold(&sim);
+    }
+
+    #[test]
+    fn random_placement_is_fair() {
+        let mut sim = Sim::three(Placement::Random);
+        let messages: Vec<String> = (0..30_000).map(|n| format!("m{n}")).collect();
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        sim.submit(1, &messages);
+        sim.serve_all();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for node in sim.stored_on(1) {
+            *counts.entry(node).or_default() += 1;
+        }
+        // Uniform over 3: 10,000 each, standard deviation ~82.
+        for (node, count) in &counts {
+            assert!((9_500..=10_500).contains(count), "{node}: {count}");
+        }
+        assert_eq!(counts.len(), 3);
+    }
+
+    #[test]
+    fn round_robin_skips_inactive_datanodes() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.drop_link(2);
+        sim.submit(1, &["a", "b", "c", "d"]);
+        sim.serve_all();
+        assert_eq!(sim.stored_on(1), ["dn1", "dn3", "dn1", "dn3"]);
+    }
+
+    #[test]
+    fn least_loaded_avoids_a_busy_datanode() {
+        let mut sim = Sim::three(Placement::LeastLoaded);
+        sim.submit(1, &["a", "b", "c"]);
+        // dn1 and dn2 answer, dn3 sits on its message: it has the load.
+        sim.serve(1, None);
+        sim.serve(2, None);
+        sim.submit(2, &["d", "e"]);
+        assert_eq!(sim.router.status("dn3").unwrap().load, 1);
+        assert_eq!(sim.stores_owed(3), 1, "nothing new for the busy one");
+        assert_eq!((sim.stores_owed(1), sim.stores_owed(2)), (1, 1));
+        // All equally loaded now: in turn again.
+        sim.submit(3, &["f", "g", "h"]);
+        assert_eq!(
+            (sim.stores_owed(1), sim.stores_owed(2), sim.stores_owed(3)),
+            (2, 2, 2)
+        );
+        sim.serve_all();
+        assert_eq!(sim.outcome(2).len(), 2);
+        assert_eq!(sim.outcome(3).len(), 3);
+    }
+
+    #[test]
+    fn messages_on_a_dropped_link_fail_over_and_are_answered_once() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        let messages: Vec<String> = (0..9).map(|n| format!("m{n}")).collect();
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        sim.submit(1, &messages);
+        // dn2 writes one message, then dies before confirming anything.
+        let on_dn2 = sim.stores_owed(2);
+        assert_eq!(on_dn2, 3);
+        sim.drop_link(2);
+        assert_eq!(sim.stores_owed(1) + sim.stores_owed(3), 9);
+        sim.serve_all();
+        let outcomes = sim.outcome(1);
+        assert_eq!(outcomes.len(), 9);
+        assert!(sim.stored_on(1).iter().all(|n| n != "dn2"));
+        assert_confirmations_hold(&sim);
+    }
+
+    #[test]
+    fn a_stalled_datanode_loses_its_messages_to_the_others() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.submit(1, &["a", "b", "c"]);
+        sim.serve(1, None);
+        sim.serve(3, None);
+        sim.advance(499 * MS);
+        assert_eq!(sim.stores_owed(1) + sim.stores_owed(3), 0);
+        sim.advance(MS);
+        // dn2's STORE timed out: dn2 is inactive, "b" went elsewhere.
+        assert!(!sim.router.status("dn2").unwrap().active);
+        assert_eq!(sim.stores_owed(1) + sim.stores_owed(3), 1);
+        sim.serve(1, None);
+        sim.serve(3, None);
+        assert_eq!(sim.outcome(1).len(), 3);
+        assert_ne!(sim.stored_on(1)[1], "dn2");
+        // dn2 wakes up and confirms too: a second copy, no second answer.
+        sim.serve(2, None);
+        assert_eq!(sim.stored.get("dn2").map(Vec::len), Some(1));
+        assert_eq!(sim.done.len(), 1);
+        assert_confirmations_hold(&sim);
+    }
+
+    #[test]
+    fn the_first_confirmation_wins() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.submit(1, &["x"]);
+        assert_eq!(sim.stores_owed(1), 1);
+        sim.advance(500 * MS);
+        // Failed over to dn2; then dn1 confirms before dn2 does.
+        assert_eq!(sim.stores_owed(2), 1);
+        sim.serve(1, None);
+        assert_eq!(sim.stored_on(1), ["dn1"]);
+        sim.serve(2, None);
+        assert_eq!(sim.done.len(), 1);
+        assert_confirmations_hold(&sim);
+    }
+
+    #[test]
+    fn a_refusal_goes_to_another_datanode_and_every_refusal_to_the_client() {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.submit(1, &["x"]);
+        let disk_full = ErrorReply::new(ErrorCode::Storage, "disk full");
+        sim.inbox.get_mut(&LinkId(1)).unwrap().clear();
+        sim.router
+            .reply(LinkId(1), Reply::Err(disk_full.clone()), sim.now);
+        sim.collect();
+        assert_eq!(sim.stores_owed(2), 1, "tried on the next");
+        sim.serve(2, None);
+        assert_eq!(sim.stored_on(1), ["dn2"]);
+
+        sim.submit(2, &["y"]);
+        for link in [3, 1, 2] {
+            assert_eq!(sim.stores_owed(link), 1, "tried on link {link}");
+            sim.inbox.get_mut(&LinkId(link)).unwrap().clear();
+            sim.router
+                .reply(LinkId(link), Reply::Err(disk_full.clone()), sim.now);
+            sim.collect();
+        }
+        assert_eq!(sim.outcome(2), &vec![Err(disk_full)]);
+        // The datanodes stay active: a refusal is about one message.
+        assert_eq!(sim.router.active_nodes().len(), 3);
+    }
+
+    #[test]
+    fn with_no_datanode_messages_wait_then_get_unavailable() {
+        let mut sim = Sim::new(Placement::Random);
+        sim.submit(1, &["early"]);
+        sim.advance(1500 * MS);
+        assert!(sim.done.is_empty());
+        // A datanode registers in time: the parked message goes to it.
+        sim.register(1, "dn1").unwrap();
+        sim.serve(1, None);
+        assert_eq!(sim.stored_on(1), ["dn1"]);
+
+        sim.drop_link(1);
+        sim.submit(2, &["late", "later"]);
+        sim.advance(1999 * MS);
+        assert!(!sim.done.contains_key(&2));
+        sim.advance(MS);
+        let outcome = sim.outcome(2);
+        assert_eq!(outcome.len(), 2);
+        for result in outcome {
+            assert_eq!(result.as_ref().unwrap_err().code, ErrorCode::Unavailable);
+        }
+    }
+
+    #[test]
+    fn the_only_datanode_dying_parks_its_messages() {
+        let mut sim = Sim::new(Placement::Random);
+        sim.register(1, "dn1").unwrap();
+        sim.submit(1, &["a", "b"]);
+        sim.drop_link(1);
+        assert!(sim.done.is_empty());
+        sim.register(2, "dn1").unwrap();
+        assert_eq!(sim.stores_owed(2), 2, "re-registered: the parked go to it");
+        sim.serve(2, None);
+        assert_eq!(sim.stored_on(1), ["dn1", "dn1"]);
+    }
+}

@@ -1,0 +1,224 @@
+//! A router driven by hand, for the router's tests: simulated datanodes
+//! that answer only when told to, a clock that moves only when told to,
+//! and a record of everything the router decided.
+
+pub use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+pub use bytes::BytesMut;
+pub use protocol::{sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request};
+pub use rand::{rngs::StdRng, SeedableRng};
+use tokio_util::codec::Decoder;
+
+pub use super::{Action, LinkId, Outcome, Router, RouterConfig};
+pub use crate::placement::Placement;
+
+/// One simulated millisecond.
+pub const MS: Duration = Duration::from_millis(1);
+
+/// A router driven by hand, with simulated datanodes that answer only
+/// when told to.
+pub struct Sim {
+    pub router: Router<u32>,
+    pub now: Instant,
+    /// Requests each link received and has not answered, oldest first.
+    pub inbox: HashMap<LinkId, VecDeque<Request>>,
+    pub names: HashMap<LinkId, String>,
+    /// What each datanode wrote: name -> messages.
+    pub stored: BTreeMap<String, Vec<String>>,
+    pub done: HashMap<u32, Vec<Outcome>>,
+    pub closed: Vec<LinkId>,
+    pub reports: Vec<Vec<(String, bool)>>,
+}
+
+impl Sim {
+    pub fn new(placement: Placement) -> Sim {
+        let config = RouterConfig {
+            placement,
+            heartbeat_interval: 1000 * MS,
+            heartbeat_timeout: 300 * MS,
+            store_timeout: 500 * MS,
+            unavailable_timeout: 2000 * MS,
+            shutdown_grace: 200 * MS,
+        };
+        let now = Instant::now();
+        Sim {
+            router: Router::new(config, 42, now),
+            now,
+            inbox: HashMap::new(),
+            names: HashMap::new(),
+            stored: BTreeMap::new(),
+            done: HashMap::new(),
+            closed: Vec::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    pub fn collect(&mut self) {
+        let mut sent = Vec::new();
+        self.router
+            .take_output(|link, frames| sent.push((link, BytesMut::from(frames))));
+        for (link, mut frames) in sent {
+            assert!(!self.closed.contains(&link), "sent on closed {link}");
+            let mut codec = FrameCodec::new(1 << 20);
+            while let Some(frame) = codec.decode(&mut frames).unwrap() {
+                let Frame::Data(payload) = frame else {
+                    panic!("oversized frame")
+                };
+                let request = Request::parse(&payload).expect("a valid request");
+                self.inbox.entry(link).or_default().push_back(request);
+            }
+            assert!(frames.is_empty(), "whole frames only");
+        }
+        let actions: Vec<_> = self.router.drain_actions().collect();
+        for action in actions {
+            match action {
+                Action::Close { link } => self.closed.push(link),
+                Action::Done { token, outcomes } => {
+                    assert!(
+                        self.done.insert(token, outcomes).is_none(),
+                        "batch {token} answered twice"
+                    );
+                }
+                Action::Heartbeat { report } => self.reports.push(
+                    report
+                        .into_iter()
+                        .map(|(name, active)| (name.to_string(), active))
+                        .collect(),
+                ),
+            }
+        }
+    }
+
+    /// Moves the clock forward by `by`, ticking on the way at
+    /// every deadline the router asks for, as the driver does.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        while let Some(deadline) = self.router.next_deadline().filter(|d| *d <= target) {
+            self.now = self.now.max(deadline);
+            self.router.tick(self.now);
+            self.collect();
+        }
+        self.now = target;
+        self.router.tick(self.now);
+        self.collect();
+    }
+
+    pub fn register(&mut self, link: u64, name: &str) -> Result<(), ErrorReply> {
+        let result = self.router.register(LinkId(link), name, self.now);
+        if result.is_ok() {
+            self.names.insert(LinkId(link), name.to_owned());
+        }
+        self.collect();
+        result
+    }
+
+    pub fn submit(&mut self, token: u32, messages: &[&str]) {
+        let messages = messages.iter().map(|m| m.to_string()).collect();
+        self.router.submit(token, messages, self.now);
+        self.collect();
+    }
+
+    /// Datanode on `link` answers its `n` oldest requests (all if None).
+    pub fn serve(&mut self, link: u64, n: Option<usize>) {
+        let link = LinkId(link);
+        let name = self.names[&link].clone();
+        let queue = self.inbox.entry(link).or_default();
+        let n = n.unwrap_or(queue.len()).min(queue.len());
+        let requests: Vec<Request> = queue.drain(..n).collect();
+        for request in requests {
+            let reply = match request {
+                Request::Store(message) => {
+                    let sentence = sentences::datanode_stored(&name, &message);
+                    self.stored.entry(name.clone()).or_default().push(message);
+                    Reply::Ok(sentence)
+                }
+                Request::Ping => Reply::Pong,
+                other => panic!("unexpected {other:?}"),
+            };
+            self.router.reply(link, reply, self.now);
+            self.collect();
+        }
+    }
+
+    pub fn serve_all(&mut self) {
+        let mut links: Vec<u64> = self
+            .names
+            .keys()
+            .filter(|l| !self.closed.contains(l))
+            .map(|l| l.0)
+            .collect();
+        links.sort();
+        for link in links {
+            self.serve(link, None);
+        }
+    }
+
+    pub fn drop_link(&mut self, link: u64) {
+        self.inbox.remove(&LinkId(link));
+        self.router.link_closed(LinkId(link), self.now);
+        self.closed.push(LinkId(link));
+        self.collect();
+    }
+
+    pub fn owed(&self, link: u64) -> usize {
+        self.inbox.get(&LinkId(link)).map_or(0, VecDeque::len)
+    }
+
+    pub fn stores_owed(&self, link: u64) -> usize {
+        self.inbox.get(&LinkId(link)).map_or(0, |q| {
+            q.iter().filter(|r| matches!(r, Request::Store(_))).count()
+        })
+    }
+
+    pub fn outcome(&self, token: u32) -> &Vec<Outcome> {
+        self.done
+            .get(&token)
+            .unwrap_or_else(|| panic!("batch {token} not answered"))
+    }
+
+    pub fn stored_on(&self, token: u32) -> Vec<String> {
+        self.outcome(token)
+            .iter()
+            .map(|o| o.as_ref().expect("stored").node.to_string())
+            .collect()
+    }
+
+    pub fn last_report(&self) -> Vec<(&str, bool)> {
+        self.reports
+            .last()
+            .expect("a report")
+            .iter()
+            .map(|(n, a)| (n.as_str(), *a))
+            .collect()
+    }
+
+    pub fn three(placement: Placement) -> Sim {
+        let mut sim = Sim::new(placement);
+        for (link, name) in [(1, "dn1"), (2, "dn2"), (3, "dn3")] {
+            sim.register(link, name).unwrap();
+        }
+        sim
+    }
+}
+
+/// Every confirmed message is in the store of the datanode named.
+pub fn assert_confirmations_hold(sim: &Sim) {
+    for outcomes in sim.done.values() {
+        for stored in outcomes.iter().flatten() {
+            assert!(
+                sim.stored
+                    .get(&*stored.node)
+                    .is_some_and(|m| m.contains(&stored.message)),
+                "{stored:?} is not on {}",
+                stored.node
+            );
+            assert_eq!(
+                stored.sentence,
+                sentences::datanode_stored(&stored.node, &stored.message)
+            );
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The headnode-datanode link, in the forms the headnode's hot path needs.
+//!
+//! A link is a connection whose first frame is `REGISTER <name>`
+//! ([`is_register`] tells, before the frame is parsed). After the
+//! headnode's `OK <name>`, the headnode sends `STORE <message>` and `PING`
+//! requests, pipelined, and the datanode answers each in order with
+//! `OK <sentence>`, `ERR <code> <reason>` or `PONG`.
+//!
+//! These are the same bytes as [`Request`] and [`Reply`] write and parse;
+//! the forms here only avoid copies, because the headnode handles every
+//! message twice on its links: [`encode_store`] frames a `STORE` straight
+//! from the message the headnode keeps (no `Request` holding a copy), and
+//! [`LinkReply`] keeps an `OK`'s sentence as the bytes of the frame it came
+//! in (no `String` per reply). Tests below check both against the general
+//! forms, byte for byte.
+//!
+//! Section 9 of `docs/PROTOCOL.md` specifies the link.
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{encode_frame_with, ErrorReply, Reply, Request};
+
+/// Whether a frame's verb is `REGISTER` (in any case), valid or not: the
+/// headnode's test of a connection's role, made on its first frame.
+pub fn is_register(payload: &[u8]) -> bool {
+    let verb = payload.split(|&b| b == b' ').next().unwrap_or_default();
+    verb.eq_ignore_ascii_case(b"REGISTER")
+}
+
+/// Appends the frame of `STORE <message>` to `out`: the bytes of
+/// `Request::Store(message)`, without copying the message into a request.
+pub fn encode_store(out: &mut BytesMut, message: &str) {
+    encode_frame_with(out, |dst| {
+        dst.put_slice(b"STORE ");
+        dst.put_slice(message.as_bytes());
+    });
+}
+
+/// Appends the frame of `PING` to `out`.
+pub fn encode_ping(out: &mut BytesMut) {
+    encode_frame_with(out, |dst| Request::Ping.write_payload(dst));
+}
+
+/// A datanode's reply on its link.
+///
+/// Unlike [`Reply`], an `OK` keeps its sentence as the bytes of the frame it
+/// came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkReply {
+    /// `OK <sentence>`.
+    Ok(Sentence),
+    /// `PONG`.
+    Pong,
+    /// `ERR <code> <reason>`.
+    Err(ErrorReply),
+}
+
+impl LinkReply {
+    /// Parses a reply frame's payload, as [`Reply::parse`] does; `None` if
+    /// it is not a reply.
+    pub fn parse(payload: &Bytes) -> Option<LinkReply> {
+        match &payload[..] {
+            b"PONG" => Some(LinkReply::Pong),
+            b"OK" => Some(LinkReply::Ok(Sentence::default())),
+            [b'O', b'K', b' ', ..] => Sentence::new(payload.slice(3..)).map(LinkReply::Ok),
+            _ => match Reply::parse(payload)? {
+                Reply::Err(err) => Some(LinkReply::Err(err)),
+                // Not reached: the cases above took every OK and PONG.
+                other => Some(other.into()),
+            },
+        }
+    }
+}
+
+impl From<Reply> for LinkReply {
+    fn from(reply: Reply) -> Self {
+        match reply {
+            Reply::Ok(sentence) => LinkReply::Ok(sentence.into()),
+            Reply::Pong => LinkReply::Pong,
+            Reply::Err(err) => LinkReply::Err(err),
+        }
+    }
+}
+
+impl fmt::Display for LinkReply {
+    /// The reply as it appears on the wire.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkReply::Ok(sentence) if sentence.is_empty() => f.write_str("OK"),
+            LinkReply::Ok(sentence) => write!(f, "OK {sentence}"),
+            LinkReply::Pong => f.write_str("PONG"),
+            LinkReply::Err(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+/// The text of an `OK` reply: UTF-8 bytes shared with the frame they were
+/// read in.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Sentence(Bytes);
+
+impl Sentence {
+    /// The sentence in `bytes`, if they are UTF-8.
+    pub fn new(bytes: Bytes) -> Option<Sentence> {
+        std::str::from_utf8(&bytes).ok()?;
+        Some(Sentence(bytes))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Checked by every constructor; checking again is cheaper than a
+        // copy and needs no unsafe code.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Whether the sentence is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Sentence {
+    fn from(text: String) -> Self {
+        Sentence(Bytes::from(text))
+    }
+}
+
+impl PartialEq<String> for Sentence {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl fmt::Display for Sentence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Sentence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(request: &Request) -> BytesMut {
+        let mut out = BytesMut::new();
+        encode_frame_with(&mut out, |dst| request.write_payload(dst));
+        out
+    }
+
+    #[test]
+    fn store_and_ping_frames_are_those_of_the_requests() {
+        for message in ["Hola", "two\nlines", "Adiós", " spaced "] {
+            let mut ours = BytesMut::new();
+            encode_store(&mut ours, message);
+            assert_eq!(ours, framed(&Request::Store(message.to_owned())));
+        }
+        let mut ping = BytesMut::new();
+        encode_ping(&mut ping);
+        assert_eq!(ping, framed(&Request::Ping));
+    }
+
+    #[test]
+    fn link_replies_parse_as_replies_do() {
+        let payloads: [&[u8]; 13] = [
+            b"PONG",
+            b"PONG ",
+            b"OK",
+            b"OK ",
+            b"OK El dn1 ha registrado satisfactoriamente el mensaje: 'Adi\xc3\xb3s'.",
+            b"OKAY",
+            b"OK \xff",
+            b"ERR STORAGE disk full",
+            b"ERR UNAVAILABLE",
+            b"ERR NOPE x",
+            b"ERR",
+            b"",
+            b"\xff",
+        ];
+        for payload in payloads {
+            let ours = LinkReply::parse(&Bytes::copy_from_slice(payload));
+            let theirs = Reply::parse(payload).map(LinkReply::from);
+            assert_eq!(ours, theirs, "{payload:?}");
+        }
+        let sentence = LinkReply::parse(&Bytes::from_static(b"OK Adi\xc3\xb3s"));
+        assert_eq!(sentence.unwrap().to_string(), "OK Adiós");
+    }
+
+    #[test]
+    fn register_is_recognised_whatever_its_case_or_argument() {
+        assert!(is_register(b"REGISTER dn1"));
+        assert!(is_register(b"register ../bad"));
+        assert!(is_register(b"Register"));
+        assert!(!is_register(b"SEND REGISTER dn1"));
+        assert!(!is_register(b"REGISTERED x"));
+        assert!(!is_register(b""));
+    }
+}
