@@ -4,7 +4,7 @@
 //! Connection tasks never touch the router. They send [`Event`]s on an
 //! unbounded channel (client sessions are bounded by their own in-flight
 //! limit, so the channel is too) and the driver feeds them to the router,
-//! with `Instant::now()`, in arrival order. It takes every event already
+//! with the time of Tokio's clock ([`now`]), in arrival order. It takes every event already
 //! waiting (up to [`MAX_EVENTS_PER_PASS`]) before acting, so that under
 //! load one pass turns many client batches and datanode replies into one
 //! write per datanode link.
@@ -176,7 +176,7 @@ pub fn spawn(
     let (events, inbox) = mpsc::unbounded_channel();
     let (reports, report_inbox) = mpsc::unbounded_channel();
     let driver = Driver {
-        router: Router::new(config, seed, Instant::now()),
+        router: Router::new(config, seed, now()),
         outboxes: IdMap::default(),
         orders: IdMap::default(),
         registro: Registro::new(registro),
@@ -241,6 +241,12 @@ impl Outbox {
     }
 }
 
+/// The current time by Tokio's clock, which tests can pause and advance;
+/// the router itself never reads a clock.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 async fn drive(
     mut driver: Driver,
     mut inbox: mpsc::UnboundedReceiver<Event>,
@@ -263,11 +269,11 @@ async fn drive(
             biased;
             _ = shutdown.cancelled(), if !stopping => {
                 stopping = true;
-                driver.router.shutdown(Instant::now());
+                driver.router.shutdown(now());
             }
             event = inbox.recv() => {
                 let Some(event) = event else { break };
-                driver.handle(event, Instant::now());
+                driver.handle(event, now());
                 let mut taken = 1 + driver.take_waiting(&mut inbox, MAX_EVENTS_PER_PASS - 1);
                 if taken < YIELD_BELOW {
                     // Let the ready sessions and link readers queue theirs.
@@ -278,7 +284,7 @@ async fn drive(
             }
             _ = &mut timer, if armed.is_some() => {
                 armed = None;
-                driver.router.tick(Instant::now());
+                driver.router.tick(now());
             }
         }
         driver.act();
@@ -288,7 +294,7 @@ async fn drive(
 impl Driver {
     /// Handles the events already waiting, `max` at most; returns how many.
     fn take_waiting(&mut self, inbox: &mut mpsc::UnboundedReceiver<Event>, max: usize) -> usize {
-        let now = Instant::now();
+        let now = now();
         let mut taken = 0;
         while taken < max {
             match inbox.try_recv() {
@@ -364,7 +370,9 @@ impl Driver {
                         outbox.flush();
                     }
                 }
-                Action::Done { token, outcomes } => done(orders, registro, token, outcomes),
+                Action::Done { token, outcomes } => {
+                    log_in_session_order(orders, registro, token, outcomes)
+                }
                 Action::Heartbeat { report } => {
                     let _ = reports.send(report);
                 }
@@ -384,7 +392,7 @@ impl Driver {
 
 /// A batch is answered: log it if every earlier batch of its session is,
 /// else hold it until they are.
-fn done(
+fn log_in_session_order(
     orders: &mut IdMap<SessionId, Order>,
     registro: &mut Registro,
     token: Waiter,
@@ -454,7 +462,7 @@ impl Registro {
         let record = self.record.take().unwrap_or_default();
         if record.is_empty() {
             self.record = Some(record);
-            answer(answers, Ok(()));
+            send_outcomes(answers, Ok(()));
             return;
         }
         let journal = self.journal.clone();
@@ -468,12 +476,12 @@ impl Registro {
             Some((mut record, written)) => {
                 record.clear();
                 self.record = Some(record);
-                answer(answers, written);
+                send_outcomes(answers, written);
             }
             None => {
                 tokio::spawn(async move {
                     let (_, written) = write.await;
-                    answer(answers, written);
+                    send_outcomes(answers, written);
                 });
             }
         }
@@ -482,7 +490,7 @@ impl Registro {
 
 /// Sends each batch its outcomes; if registro_server.txt could not be
 /// written, what was stored is reported as a storage error instead.
-fn answer(answers: Vec<(Answer, Vec<Outcome>)>, written: io::Result<()>) {
+fn send_outcomes(answers: Vec<(Answer, Vec<Outcome>)>, written: io::Result<()>) {
     if let Err(err) = &written {
         tracing::error!(%err, "cannot write registro_server.txt");
     }
@@ -572,7 +580,7 @@ mod tests {
         }
         let mut finish = |index: usize, outcomes: Vec<Outcome>| {
             let waiter = waiters[index].take().unwrap();
-            done(&mut orders, &mut registro, waiter, outcomes);
+            log_in_session_order(&mut orders, &mut registro, waiter, outcomes);
             registro.write();
         };
         // The third batch of session 1 is answered first: held.
@@ -602,5 +610,59 @@ mod tests {
             assert!(receiver.try_recv().is_ok());
         }
         assert!(orders.is_empty(), "nothing kept once every batch is logged");
+    }
+
+    /// The driver under Tokio's paused clock: a datanode that registers and
+    /// then never answers is marked inactive by its STORE timeout, reported
+    /// by the heartbeat, and its message answered `ERR UNAVAILABLE` after
+    /// the unavailable timeout: 13 virtual seconds, in no real time.
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_follow_tokio_s_clock() {
+        use protocol::{Frame, FrameCodec};
+        use tokio_util::codec::Decoder;
+
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| Journal::open(dir.path().join(name), Durability::Never).unwrap();
+        let heartbeats = open("heartbeat.txt");
+        let config = RouterConfig::default();
+        let handle = spawn(
+            config.clone(),
+            1,
+            open("registro.txt"),
+            heartbeats.clone(),
+            CancellationToken::new(),
+        );
+        let start = tokio::time::Instant::now();
+        let (out, mut link_rx) = mpsc::unbounded_channel();
+        let link = handle.new_link();
+        handle.send(Event::Register {
+            link,
+            name: "dn1".into(),
+            out,
+        });
+        let outcomes = handle.submit(handle.new_session(), vec!["hola".into()]);
+        let (mut sent, mut codec) = (BytesMut::new(), FrameCodec::new(1024));
+        let mut payloads = Vec::new();
+        while payloads.len() < 2 {
+            sent.extend_from_slice(&link_rx.recv().await.unwrap());
+            while let Some(Frame::Data(payload)) = codec.decode(&mut sent).unwrap() {
+                payloads.push(payload);
+            }
+        }
+        assert_eq!(payloads, ["OK dn1", "STORE hola"]);
+
+        let outcomes = outcomes.await.unwrap();
+        let waited = start.elapsed();
+        assert_eq!(
+            outcomes[0].as_ref().unwrap_err().code,
+            ErrorCode::Unavailable
+        );
+        let expected = config.store_timeout + config.unavailable_timeout;
+        assert!(
+            (expected..expected + Duration::from_millis(10)).contains(&waited),
+            "{waited:?}"
+        );
+        let report = lines(&heartbeats);
+        assert_eq!(report[0], "El dn1 se encuentra inactivo.", "{report:?}");
     }
 }
