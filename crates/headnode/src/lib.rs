@@ -200,6 +200,7 @@ pub async fn run(
         .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
     let registro = Journal::open(config.dir.join(REGISTRO_FILE), config.fsync)?;
     let heartbeats = Journal::open(config.dir.join(HEARTBEAT_FILE), config.fsync)?;
+    let addr = listener.local_addr()?;
     tracing::info!(
         dir = %config.dir.display(),
         placement = %config.placement,
@@ -207,7 +208,7 @@ pub async fn run(
         heartbeat_timeout = ?config.heartbeat_timeout(),
         store_timeout = ?config.store_timeout,
         unavailable_timeout = ?config.unavailable_timeout,
-        "headnode starting"
+        "listening on {addr}"
     );
     let router = driver::spawn(
         config.router_config(),

@@ -23,10 +23,6 @@ async fn serve(config: headnode::Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match listener.local_addr() {
-        Ok(addr) => tracing::info!("listening on {addr}"),
-        Err(err) => tracing::warn!(%err, "listening, address unknown"),
-    }
     let shutdown = node::runtime::shutdown_on_signals();
     match headnode::run(config, listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
