@@ -13,6 +13,9 @@
 //! - [`command`]: the payload of a frame is UTF-8 text holding one command
 //!   (a verb and its argument) or one reply (`OK`, `ERR`, `PONG`).
 //!
+//! [`heartbeat`] holds the two datagrams of the multicast heartbeat (UDP,
+//! one frame per datagram).
+//!
 //! [`link`] holds the headnode-datanode link's requests and replies in the
 //! zero-copy forms the headnode's hot path uses.
 //!
@@ -27,6 +30,7 @@
 pub mod command;
 pub mod escape;
 pub mod frame;
+pub mod heartbeat;
 pub mod link;
 pub mod sentences;
 
