@@ -53,6 +53,7 @@
 use std::{
     collections::BTreeMap,
     io,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -63,12 +64,15 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use journal::{timestamp, Journal, Record};
-use protocol::{encode_frame_with, sentences, ErrorCode, ErrorReply, LinkReply, Reply};
+use protocol::{
+    encode_frame_with, heartbeat::Alive, sentences, ErrorCode, ErrorReply, LinkReply, Reply,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     idmap::IdMap,
+    multicast::{HeartbeatSocket, Outgoing},
     router::{Action, LinkId, Outcome, Router, RouterConfig},
 };
 
@@ -105,6 +109,16 @@ pub enum Event {
         name: String,
         /// The link's outgoing byte stream (frames).
         out: mpsc::UnboundedSender<Bytes>,
+        /// The headnode's address on the connection: the interface the
+        /// multicast heartbeat reaches this datanode on.
+        local: Option<Ipv4Addr>,
+    },
+    /// An alive datagram arrived at the heartbeat socket.
+    Alive {
+        /// What it says.
+        alive: Alive,
+        /// Who sent it, for the logs.
+        from: SocketAddr,
     },
     /// Replies read from a link, in order.
     Replies {
@@ -169,26 +183,47 @@ impl RouterHandle {
 pub fn spawn(
     config: RouterConfig,
     seed: u64,
-    registro: Journal,
-    heartbeats: Journal,
+    files: Files,
+    multicast: Option<HeartbeatSocket>,
     shutdown: CancellationToken,
 ) -> RouterHandle {
     let (events, inbox) = mpsc::unbounded_channel();
     let (reports, report_inbox) = mpsc::unbounded_channel();
+    let handle = RouterHandle {
+        events,
+        next_link: Arc::new(AtomicU64::new(1)),
+        next_session: Arc::new(AtomicU64::new(1)),
+    };
+    let multicast = multicast.map(|socket| Multicast {
+        group: socket.group(),
+        probes: socket.spawn(handle.clone()),
+    });
     let driver = Driver {
         router: Router::new(config, seed, now()),
         outboxes: IdMap::default(),
         orders: IdMap::default(),
-        registro: Registro::new(registro),
+        registro: Registro::new(files.registro),
         reports,
+        multicast,
     };
-    tokio::spawn(write_heartbeats(heartbeats, report_inbox));
+    tokio::spawn(write_heartbeats(files.heartbeats, report_inbox));
     tokio::spawn(drive(driver, inbox, shutdown));
-    RouterHandle {
-        events,
-        next_link: Arc::new(AtomicU64::new(1)),
-        next_session: Arc::new(AtomicU64::new(1)),
-    }
+    handle
+}
+
+/// The headnode's log files, as the driver writes them.
+#[derive(Debug)]
+pub struct Files {
+    /// registro_server.txt.
+    pub registro: Journal,
+    /// heartbeat_server.txt.
+    pub heartbeats: Journal,
+}
+
+/// The multicast heartbeat, as the driver sees it.
+struct Multicast {
+    group: SocketAddrV4,
+    probes: mpsc::UnboundedSender<Outgoing>,
 }
 
 type Report = Vec<(Arc<str>, bool)>;
@@ -223,12 +258,16 @@ struct Driver {
     orders: IdMap<SessionId, Order>,
     registro: Registro,
     reports: mpsc::UnboundedSender<Report>,
+    /// `None` with TCP heartbeats.
+    multicast: Option<Multicast>,
 }
 
 /// The outgoing side of one datanode link.
 struct Outbox {
     tx: mpsc::UnboundedSender<Bytes>,
     buf: BytesMut,
+    /// See [`Event::Register`]'s `local`.
+    interface: Option<Ipv4Addr>,
 }
 
 impl Outbox {
@@ -323,15 +362,26 @@ impl Driver {
                 };
                 self.router.submit(waiter, messages, now);
             }
-            Event::Register { link, name, out } => {
+            Event::Register {
+                link,
+                name,
+                out,
+                local,
+            } => {
                 let mut buf = BytesMut::new();
                 match self.router.register(link, &name, now) {
                     Ok(()) => {
-                        let ok = Reply::Ok(name);
+                        let group = self.multicast.as_ref().map(|m| m.group);
+                        let ok = Reply::Ok(protocol::link::registered(&name, group));
                         encode_frame_with(&mut buf, |dst| ok.write_payload(dst));
                         // The OK goes first in the outbox; STOREs the router
                         // decided during registration (parked messages) follow.
-                        self.outboxes.insert(link, Outbox { tx: out, buf });
+                        let outbox = Outbox {
+                            tx: out,
+                            buf,
+                            interface: local,
+                        };
+                        self.outboxes.insert(link, outbox);
                     }
                     Err(err) => {
                         tracing::warn!(%name, %link, %err, "registration refused");
@@ -344,6 +394,11 @@ impl Driver {
             Event::Replies { link, replies } => {
                 for reply in replies {
                     self.router.reply(link, reply, now);
+                }
+            }
+            Event::Alive { alive, from } => {
+                if let Err(ignored) = self.router.alive(&alive, now) {
+                    tracing::debug!(%from, name = %alive.name, ?ignored, "alive datagram ignored");
                 }
             }
             Event::Closed { link } => {
@@ -362,6 +417,7 @@ impl Driver {
             orders,
             registro,
             reports,
+            multicast,
         } = self;
         for action in router.drain_actions() {
             match action {
@@ -372,6 +428,15 @@ impl Driver {
                 }
                 Action::Done { token, outcomes } => {
                     log_in_session_order(orders, registro, token, outcomes)
+                }
+                Action::Multicast { probe } => {
+                    if let Some(multicast) = multicast {
+                        let mut interfaces: Vec<Ipv4Addr> =
+                            outboxes.values().filter_map(|o| o.interface).collect();
+                        interfaces.sort();
+                        interfaces.dedup();
+                        let _ = multicast.probes.send(Outgoing { probe, interfaces });
+                    }
                 }
                 Action::Heartbeat { report } => {
                     let _ = reports.send(report);
@@ -625,13 +690,15 @@ mod tests {
         let open = |name: &str| Journal::open(dir.path().join(name), Durability::Never).unwrap();
         let heartbeats = open("heartbeat.txt");
         let config = RouterConfig::default();
-        let handle = spawn(
-            config.clone(),
-            1,
-            open("registro.txt"),
-            heartbeats.clone(),
-            CancellationToken::new(),
-        );
+        let files = Files {
+            registro: open("registro.txt"),
+            heartbeats: heartbeats.clone(),
+        };
+        let config = RouterConfig {
+            heartbeat: crate::router::HeartbeatMode::Tcp,
+            ..config
+        };
+        let handle = spawn(config.clone(), 1, files, None, CancellationToken::new());
         let start = tokio::time::Instant::now();
         let (out, mut link_rx) = mpsc::unbounded_channel();
         let link = handle.new_link();
@@ -639,6 +706,7 @@ mod tests {
             link,
             name: "dn1".into(),
             out,
+            local: None,
         });
         let outcomes = handle.submit(handle.new_session(), vec!["hola".into()]);
         let (mut sent, mut codec) = (BytesMut::new(), FrameCodec::new(1024));

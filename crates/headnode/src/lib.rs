@@ -37,10 +37,17 @@ pub mod client_session;
 pub mod driver;
 mod idmap;
 pub mod link;
+pub mod multicast;
 pub mod placement;
 pub mod router;
 
-use std::{io, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::BytesMut;
 use clap::Parser;
@@ -62,10 +69,14 @@ use tokio::{
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
 pub use placement::Placement;
-pub use router::RouterConfig;
 use router::DEFAULT_HEARTBEAT_TIMEOUT;
+pub use router::{HeartbeatMode, RouterConfig};
 
-use crate::{client_session::ClientStore, driver::RouterHandle};
+use crate::{
+    client_session::ClientStore,
+    driver::RouterHandle,
+    multicast::{HeartbeatSocket, MulticastConfig},
+};
 
 /// File of confirmed messages, inside `--dir`.
 pub const REGISTRO_FILE: &str = "registro_server.txt";
@@ -103,6 +114,31 @@ pub struct Config {
     /// always gives a valid pair.
     #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
     pub heartbeat_timeout: Option<Duration>,
+
+    /// How heartbeat rounds ask the datanodes: `multicast` (one UDP datagram
+    /// to --multicast-group per round, as the course asked) or `tcp` (a PING
+    /// on each datanode's link, for networks that carry no multicast, such
+    /// as Docker overlay networks and most clouds).
+    #[arg(long, env = "HEADNODE_HEARTBEAT", value_enum, default_value_t = HeartbeatMode::Multicast)]
+    pub heartbeat: HeartbeatMode,
+
+    /// Multicast group and port of the heartbeat probes (an IPv4 multicast
+    /// address; 239.x.y.z is for local use). Datanodes learn it when they
+    /// register.
+    #[arg(long, env = "HEADNODE_MULTICAST_GROUP", default_value = protocol::heartbeat::DEFAULT_GROUP,
+          value_parser = node::multicast::parse_group)]
+    pub multicast_group: SocketAddrV4,
+
+    /// Hops a heartbeat probe may travel; 1 keeps it on the local network.
+    #[arg(long, env = "HEADNODE_MULTICAST_TTL", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub multicast_ttl: u32,
+
+    /// IPv4 address of the one interface to send heartbeat probes on.
+    /// Default: every address a datanode's link arrived on (127.0.0.1 for
+    /// datanodes on this machine, the storage network's under Docker).
+    #[arg(long, env = "HEADNODE_MULTICAST_INTERFACE", value_parser = node::multicast::parse_interface)]
+    pub multicast_interface: Option<Ipv4Addr>,
 
     /// How a datanode is chosen for each message, among the active ones.
     #[arg(long, env = "HEADNODE_PLACEMENT", value_enum, default_value_t = Placement::Random)]
@@ -170,6 +206,7 @@ impl Config {
     pub fn router_config(&self) -> RouterConfig {
         RouterConfig {
             placement: self.placement,
+            heartbeat: self.heartbeat,
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout(),
             store_timeout: self.store_timeout,
@@ -200,10 +237,27 @@ pub async fn run(
         .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
     let registro = Journal::open(config.dir.join(REGISTRO_FILE), config.fsync)?;
     let heartbeats = Journal::open(config.dir.join(HEARTBEAT_FILE), config.fsync)?;
+    let multicast = match config.heartbeat {
+        HeartbeatMode::Multicast => {
+            let socket = HeartbeatSocket::open(MulticastConfig {
+                group: config.multicast_group,
+                ttl: config.multicast_ttl,
+                interface: config.multicast_interface,
+            })?;
+            tracing::info!(
+                group = %config.multicast_group,
+                answers_to = %socket.local_addr()?,
+                "multicast heartbeat"
+            );
+            Some(socket)
+        }
+        HeartbeatMode::Tcp => None,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(
         dir = %config.dir.display(),
         placement = %config.placement,
+        heartbeat = %config.heartbeat,
         heartbeat_interval = ?config.heartbeat_interval,
         heartbeat_timeout = ?config.heartbeat_timeout(),
         store_timeout = ?config.store_timeout,
@@ -213,8 +267,11 @@ pub async fn run(
     let router = driver::spawn(
         config.router_config(),
         rand::random(),
-        registro,
-        heartbeats,
+        driver::Files {
+            registro,
+            heartbeats,
+        },
+        multicast,
         shutdown.clone(),
     );
     let shared = Arc::new(Shared {

@@ -51,10 +51,18 @@ pub async fn serve(
     let link = router.new_link();
     let (out, outgoing) = mpsc::unbounded_channel();
     tracing::debug!(%peer, %name, %link, "datanode asks to register");
+    let local = match writer.local_addr() {
+        Ok(SocketAddr::V4(local)) => Some(*local.ip()),
+        // An IPv4-mapped address is a V6 one here; the others have no
+        // IPv4 multicast.
+        Ok(SocketAddr::V6(local)) => local.ip().to_ipv4_mapped(),
+        Err(_) => None,
+    };
     router.send(Event::Register {
         link,
         name: name.clone(),
         out,
+        local,
     });
     // Replies repeat the client's message inside a sentence.
     let reader = reader.map_decoder(|_| FrameCodec::new(max_frame + ENVELOPE_ALLOWANCE));

@@ -7,10 +7,13 @@
 //!   errors, and a graceful drain on shutdown.
 //! - [`dial`]: connecting with exponential back-off and jitter, for the
 //!   nodes that start before their peer is up (the client, the datanode).
+//! - [`multicast`]: UDP multicast sockets for the heartbeat, with the
+//!   sending and joining interfaces set explicitly.
 //! - [`runtime`]: logging set-up and the SIGINT/SIGTERM shutdown signal.
 
 pub mod dial;
 pub mod listener;
+pub mod multicast;
 pub mod runtime;
 pub mod session;
 

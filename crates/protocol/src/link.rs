@@ -16,7 +16,7 @@
 //!
 //! Section 9 of `docs/PROTOCOL.md` specifies the link.
 
-use std::fmt;
+use std::{fmt, net::SocketAddrV4};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -27,6 +27,32 @@ use crate::{encode_frame_with, ErrorReply, Reply, Request};
 pub fn is_register(payload: &[u8]) -> bool {
     let verb = payload.split(|&b| b == b' ').next().unwrap_or_default();
     verb.eq_ignore_ascii_case(b"REGISTER")
+}
+
+/// The text of the headnode's `OK` to `REGISTER <name>`: the name, and in
+/// multicast heartbeat mode the group the datanode must answer probes on,
+/// `<name> MULTICAST <group>`.
+pub fn registered(name: &str, group: Option<SocketAddrV4>) -> String {
+    match group {
+        Some(group) => format!("{name} MULTICAST {group}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The name and heartbeat group in an `OK` to `REGISTER` ([`registered`]).
+/// The group is `None` with TCP heartbeats, and also when the text after
+/// the name is not understood: an older or newer headnode still works with
+/// TCP heartbeats' rules.
+pub fn parse_registered(text: &str) -> (&str, Option<SocketAddrV4>) {
+    match text.split_once(' ') {
+        Some((name, rest)) => {
+            let group = rest
+                .strip_prefix("MULTICAST ")
+                .and_then(|group| group.parse().ok());
+            (name, group)
+        }
+        None => (text, None),
+    }
 }
 
 /// Appends the frame of `STORE <message>` to `out`: the bytes of
@@ -191,6 +217,16 @@ mod tests {
         }
         let sentence = LinkReply::parse(&Bytes::from_static(b"OK Adi\xc3\xb3s"));
         assert_eq!(sentence.unwrap().to_string(), "OK Adiós");
+    }
+
+    #[test]
+    fn registration_answers_carry_the_group_in_multicast_mode() {
+        let group: SocketAddrV4 = "239.255.43.1:10010".parse().unwrap();
+        let text = registered("dn1", Some(group));
+        assert_eq!(text, "dn1 MULTICAST 239.255.43.1:10010");
+        assert_eq!(parse_registered(&text), ("dn1", Some(group)));
+        assert_eq!(parse_registered(&registered("dn1", None)), ("dn1", None));
+        assert_eq!(parse_registered("dn1 SOMETHING else"), ("dn1", None));
     }
 
     #[test]

@@ -1,55 +1,125 @@
 //! Heartbeat rounds: which datanodes are still serving.
 //!
-//! Every `heartbeat_interval` a round starts: every linked datanode (active
-//! or not) is sent a `PING`. The round ends when every pinged datanode has
-//! answered, or `heartbeat_timeout` after it started, whichever comes
-//! first. At its end a datanode that did not answer is marked inactive (its
-//! messages fail over), and one report line per known datanode is emitted:
-//! active, or inactive (unlinked or silent).
+//! Every `heartbeat_interval` a round starts, and the first one as soon as
+//! the first datanode has registered (so that even a short run leaves
+//! heartbeat lines). The round asks every linked datanode (active or not)
+//! whether it is serving, in one of two [`HeartbeatMode`]s:
+//!
+//! - `multicast`, as the course asked: one probe datagram to the heartbeat
+//!   group ([`Action::Multicast`], sent by the driver), carrying the round's
+//!   number and a fresh random nonce; each datanode answers with an alive
+//!   datagram ([`Router::alive`]). An answer counts only if it echoes the
+//!   current round and nonce and comes from a registered, linked name;
+//!   anything else is ignored ([`Ignored`]) and changes nothing.
+//! - `tcp`: a `PING` on every link, answered by `PONG` on the same link,
+//!   for networks that carry no multicast (Docker overlay networks, most
+//!   clouds). A `PONG` waits behind the `STORE`s sent before its `PING`, so
+//!   it also proves the datanode keeps up with its work; a late `PONG`
+//!   (after its round ended) still makes an inactive datanode active.
+//!
+//! The round ends when every asked datanode has answered, or
+//! `heartbeat_timeout` after it started, whichever comes first. At its end
+//! a datanode that did not answer is marked inactive (its messages fail
+//! over), and one report line per known datanode is emitted: active, or
+//! inactive (unlinked or silent).
+//!
+//! Liveness combines the answer with the link: a datanode is active only
+//! while its TCP link is up. A dropped link makes it inactive at once, and
+//! it becomes active again only by registering again; a datanode that
+//! answers multicast but has no link stays inactive.
 //!
 //! A round never clears the active set: a datanode stays active while its
-//! `PING` is in flight and changes state only on evidence (a missed
-//! deadline, a dropped link, a `PONG`), so routing never sees an empty
+//! round is in flight and changes state only on evidence (a missed
+//! deadline, a dropped link, an answer), so routing never sees an empty
 //! cluster because a round is in progress.
-//!
-//! A `PONG` (even a late one) proves the datanode is serving its link
-//! again: an inactive, linked datanode becomes active when one arrives. A
-//! datanode whose link dropped becomes active again only by registering
-//! again. Because a link's replies come in order, a `PONG` also proves that
-//! every `STORE` sent before that `PING` has been answered: a datanode that
-//! takes longer than the timeout to work through its queue is, for routing
-//! purposes, as good as dead, and is treated so until it catches up.
 
 use std::time::{Duration, Instant};
 
+use clap::ValueEnum;
+use protocol::heartbeat::{Alive, Probe};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
 use super::{Action, Router};
+
+/// How a heartbeat round asks the datanodes: the values of `--heartbeat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum HeartbeatMode {
+    /// One UDP datagram to a multicast group per round, answered by each
+    /// datanode with a unicast datagram, as the course asked.
+    #[default]
+    Multicast,
+    /// A `PING` on each datanode's TCP link, for networks without
+    /// multicast (Docker overlay networks, most clouds).
+    Tcp,
+}
+
+impl std::fmt::Display for HeartbeatMode {
+    /// The name `--heartbeat` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
+/// Why an alive datagram changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// No round is in progress, or not this one, or not with this nonce.
+    Stale,
+    /// No datanode ever registered under the name.
+    UnknownName,
+    /// The datanode has no link: answering multicast does not make it
+    /// active.
+    NotLinked,
+    /// The datanode already answered this round, or was not asked.
+    NotAwaited,
+}
 
 /// When rounds run, and the one in progress.
 #[derive(Debug)]
 pub(super) struct Heartbeat {
+    mode: HeartbeatMode,
     interval: Duration,
     timeout: Duration,
     round: Option<Round>,
     /// Rounds started so far; the number of the latest.
     rounds: u64,
     next_round: Instant,
+    /// Whether a round has asked any datanode yet.
+    asked_any: bool,
+    /// Draws the nonces: a seeded cryptographic generator, so that nonces
+    /// cannot be guessed when the seed is random.
+    rng: StdRng,
 }
 
 #[derive(Debug)]
 struct Round {
     number: u64,
+    nonce: u64,
     deadline: Instant,
 }
 
 impl Heartbeat {
     /// Rounds every `interval` from `now` on, each lasting `timeout` at most.
-    pub fn new(interval: Duration, timeout: Duration, now: Instant) -> Self {
+    pub fn new(
+        mode: HeartbeatMode,
+        interval: Duration,
+        timeout: Duration,
+        seed: u64,
+        now: Instant,
+    ) -> Self {
         Heartbeat {
+            mode,
             interval,
             timeout,
             round: None,
             rounds: 0,
             next_round: now + interval,
+            asked_any: false,
+            // Not the placement's stream: seeded apart.
+            rng: StdRng::seed_from_u64(seed ^ 0x6865_6172_7462_6561),
         }
     }
 
@@ -61,6 +131,14 @@ impl Heartbeat {
         }
     }
 
+    /// A datanode registered at `now`: the first one brings the first round
+    /// forward to now.
+    pub fn registered(&mut self, now: Instant) {
+        if !self.asked_any {
+            self.next_round = self.next_round.min(now);
+        }
+    }
+
     /// No more rounds (shutdown): the one in progress is not reported.
     pub fn stop(&mut self) {
         self.round = None;
@@ -68,6 +146,30 @@ impl Heartbeat {
 }
 
 impl<T> Router<T> {
+    /// A datanode's alive datagram arrived (multicast mode).
+    pub fn alive(&mut self, alive: &Alive, now: Instant) -> Result<(), Ignored> {
+        let current = self.heartbeat.round.as_ref();
+        let round = current
+            .filter(|round| round.number == alive.round && round.nonce == alive.nonce)
+            .ok_or(Ignored::Stale)?
+            .number;
+        let index = self
+            .datanodes
+            .find(&alive.name)
+            .ok_or(Ignored::UnknownName)?;
+        let link = self
+            .datanodes
+            .get_mut(index)
+            .link
+            .as_mut()
+            .ok_or(Ignored::NotLinked)?;
+        if link.awaiting != Some(round) {
+            return Err(Ignored::NotAwaited);
+        }
+        self.answered(index, round, now);
+        Ok(())
+    }
+
     /// Ends the round at its deadline, starts the next one when due.
     pub(super) fn tick_heartbeat(&mut self, now: Instant) {
         if self
@@ -89,25 +191,26 @@ impl<T> Router<T> {
         }
     }
 
-    /// Datanode `index` answered the `PING` of round `round`.
-    pub(super) fn pong(&mut self, index: usize, round: u64, now: Instant) {
+    /// Datanode `index` answered round `round` (a `PONG`, or an alive
+    /// datagram).
+    pub(super) fn answered(&mut self, index: usize, round: u64, now: Instant) {
         if let Some(link) = self.datanodes.get_mut(index).link.as_mut() {
-            if link.ping == Some(round) {
-                link.ping = None;
+            if link.awaiting == Some(round) {
+                link.awaiting = None;
             }
         }
         self.activate(index, now);
         self.maybe_end_round();
     }
 
-    /// Ends the round early if every pinged datanode answered (or dropped:
+    /// Ends the round early if every asked datanode answered (or dropped:
     /// an unlinked datanode is reported inactive without waiting).
     pub(super) fn maybe_end_round(&mut self) {
         if let Some(round) = &self.heartbeat.round {
             let waiting = self.datanodes.iter().any(|node| {
                 node.link
                     .as_ref()
-                    .is_some_and(|link| link.ping == Some(round.number))
+                    .is_some_and(|link| link.awaiting == Some(round.number))
             });
             if !waiting {
                 self.report_round();
@@ -126,11 +229,22 @@ impl<T> Router<T> {
             return;
         }
         let number = self.heartbeat.rounds;
+        let mode = self.heartbeat.mode;
         for link in self.datanodes.links_mut() {
-            link.send_ping(number);
+            link.ask(number, mode == HeartbeatMode::Tcp);
+            self.heartbeat.asked_any = true;
+        }
+        let nonce = self.heartbeat.rng.gen();
+        if mode == HeartbeatMode::Multicast {
+            let probe = Probe {
+                round: number,
+                nonce,
+            };
+            self.actions.push(Action::Multicast { probe });
         }
         self.heartbeat.round = Some(Round {
             number,
+            nonce,
             deadline: now + self.heartbeat.timeout,
         });
         self.maybe_end_round();
@@ -148,14 +262,15 @@ impl<T> Router<T> {
                 .get_mut(index)
                 .link
                 .as_mut()
-                .filter(|link| link.ping == Some(number))
-                .map(|link| link.ping = None)
+                .filter(|link| link.awaiting == Some(number))
+                .map(|link| link.awaiting = None)
                 .is_some();
             if silent {
                 tracing::warn!(
                     name = %self.datanodes.get(index).name,
+                    mode = %self.heartbeat.mode,
                     timeout = ?self.heartbeat.timeout,
-                    "no PONG within the heartbeat timeout"
+                    "no heartbeat answer within the timeout"
                 );
                 self.deactivate(index, now);
             }

@@ -58,8 +58,9 @@ pub(super) struct Link {
     queue: VecDeque<Owed>,
     /// How many of them are `STORE`s: the load least-loaded looks at.
     pub stores: usize,
-    /// The round whose `PING` this link has not answered yet.
-    pub ping: Option<u64>,
+    /// The heartbeat round this datanode has been asked about and has not
+    /// answered yet.
+    pub awaiting: Option<u64>,
     /// Frames decided for this link and not yet taken by the driver.
     pub out: BytesMut,
 }
@@ -70,7 +71,7 @@ impl Link {
             id,
             queue: VecDeque::new(),
             stores: 0,
-            ping: None,
+            awaiting: None,
             out: BytesMut::new(),
         }
     }
@@ -82,11 +83,14 @@ impl Link {
         self.stores += 1;
     }
 
-    /// Sends the `PING` of round `round`.
-    pub fn send_ping(&mut self, round: u64) {
-        encode_ping(&mut self.out);
-        self.queue.push_back(Owed::Ping { round });
-        self.ping = Some(round);
+    /// Asks about heartbeat round `round`: by a `PING` on the link when
+    /// `ping`, else by the multicast probe the router sends once for all.
+    pub fn ask(&mut self, round: u64, ping: bool) {
+        if ping {
+            encode_ping(&mut self.out);
+            self.queue.push_back(Owed::Ping { round });
+        }
+        self.awaiting = Some(round);
     }
 
     /// The request the next reply answers, taken off the queue.
@@ -228,9 +232,9 @@ mod tests {
         let now = Instant::now();
         let mut link = Link::new(LinkId(1));
         link.send_store(msg(0), "a", now);
-        link.send_ping(7);
+        link.ask(7, true);
         link.send_store(msg(1), "b", now);
-        assert_eq!((link.stores, link.ping), (2, Some(7)));
+        assert_eq!((link.stores, link.awaiting), (2, Some(7)));
         assert_eq!(link.store_ids(), [msg(0), msg(1)]);
         assert_eq!(link.oldest_store(), Some(now));
         let first = link.take_owed().unwrap();

@@ -11,15 +11,16 @@
 //! clock. It is fed
 //!
 //! - events: [`Router::register`], [`Router::link_closed`],
-//!   [`Router::reply`] (a datanode's `OK`/`ERR`/`PONG`), [`Router::submit`]
-//!   (a batch of client messages), [`Router::shutdown`];
+//!   [`Router::reply`] (a datanode's `OK`/`ERR`/`PONG`), [`Router::alive`]
+//!   (a datanode's multicast heartbeat answer), [`Router::submit`] (a batch
+//!   of client messages), [`Router::shutdown`];
 //! - clock ticks: [`Router::tick`], with the current [`Instant`] passed in,
 //!   at the latest at [`Router::next_deadline`];
 //!
 //! and answers with the frames to send on each link (`STORE`s and `PING`s,
 //! taken with [`Router::take_output`]) and with [`Action`]s, taken with
-//! [`Router::drain_actions`]: close link N, answer batch T, write a heartbeat
-//! report. A thin driver (`crate::driver`) owns the sockets and the clock
+//! [`Router::drain_actions`]: close link N, answer batch T, send a
+//! heartbeat probe, write a heartbeat report. A thin driver (`crate::driver`) owns the sockets and the clock
 //! and carries them out. The router encodes the frames itself, straight
 //! from the message it keeps, because an action holding a `STORE` request
 //! would need a copy of every message. The tests drive the same machine
@@ -67,6 +68,7 @@ use protocol::{command::is_valid_name, ErrorCode, ErrorReply, LinkReply, Sentenc
 
 use crate::placement::{Candidate, Placement, Policy};
 use heartbeat::Heartbeat;
+pub use heartbeat::{HeartbeatMode, Ignored};
 use links::{Datanodes, Owed};
 use pending::Pending;
 
@@ -90,6 +92,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 pub struct RouterConfig {
     /// How messages are spread over the active datanodes.
     pub placement: Placement,
+    /// How heartbeat rounds ask the datanodes.
+    pub heartbeat: HeartbeatMode,
     /// Time between the starts of two heartbeat rounds.
     pub heartbeat_interval: Duration,
     /// Time a datanode has to answer a round's `PING`. Should be shorter
@@ -107,6 +111,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         RouterConfig {
             placement: Placement::Random,
+            heartbeat: HeartbeatMode::Multicast,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             store_timeout: DEFAULT_STORE_TIMEOUT,
@@ -159,6 +164,12 @@ pub enum Action<T> {
         /// One outcome per message, in submission order.
         outcomes: Vec<Outcome>,
     },
+    /// Send `probe` to the heartbeat group: a round starts (multicast
+    /// mode).
+    Multicast {
+        /// The round's probe.
+        probe: protocol::heartbeat::Probe,
+    },
     /// A heartbeat round ended: one `(name, active)` per known datanode, in
     /// registration order.
     Heartbeat {
@@ -205,7 +216,13 @@ impl<T> Router<T> {
     pub fn new(config: RouterConfig, seed: u64, now: Instant) -> Self {
         Router {
             policy: config.placement.policy(seed),
-            heartbeat: Heartbeat::new(config.heartbeat_interval, config.heartbeat_timeout, now),
+            heartbeat: Heartbeat::new(
+                config.heartbeat,
+                config.heartbeat_interval,
+                config.heartbeat_timeout,
+                seed,
+                now,
+            ),
             config,
             datanodes: Datanodes::default(),
             pending: Pending::default(),
@@ -305,6 +322,7 @@ impl<T> Router<T> {
             self.detach(index, now);
         }
         self.datanodes.attach(index, link);
+        self.heartbeat.registered(now);
         tracing::info!(%name, %link, "datanode registered");
         self.activate(index, now);
         Ok(())
@@ -340,7 +358,7 @@ impl<T> Router<T> {
                 tracing::warn!(%name, %err, "a datanode refused a message");
                 self.refused(msg, link, err, now);
             }
-            (Some(Owed::Ping { round }), LinkReply::Pong) => self.pong(index, round, now),
+            (Some(Owed::Ping { round }), LinkReply::Pong) => self.answered(index, round, now),
             (owed, reply) => {
                 tracing::warn!(
                     %name,

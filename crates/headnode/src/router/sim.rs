@@ -12,7 +12,9 @@ pub use protocol::{sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, R
 pub use rand::{rngs::StdRng, SeedableRng};
 use tokio_util::codec::Decoder;
 
-pub use super::{Action, LinkId, Outcome, Router, RouterConfig};
+pub use protocol::heartbeat::{Alive, Probe};
+
+pub use super::{Action, HeartbeatMode, Ignored, LinkId, Outcome, Router, RouterConfig};
 pub use crate::placement::Placement;
 
 /// One simulated millisecond.
@@ -31,12 +33,21 @@ pub struct Sim {
     pub done: HashMap<u32, Vec<Outcome>>,
     pub closed: Vec<LinkId>,
     pub reports: Vec<Vec<(String, bool)>>,
+    /// The multicast probes sent, oldest first.
+    pub probes: Vec<Probe>,
 }
 
 impl Sim {
+    /// A router with TCP heartbeats and no datanode.
     pub fn new(placement: Placement) -> Sim {
+        Sim::with_mode(placement, HeartbeatMode::Tcp)
+    }
+
+    /// A router with heartbeats in `mode` and no datanode.
+    pub fn with_mode(placement: Placement, heartbeat: HeartbeatMode) -> Sim {
         let config = RouterConfig {
             placement,
+            heartbeat,
             heartbeat_interval: 1000 * MS,
             heartbeat_timeout: 300 * MS,
             store_timeout: 500 * MS,
@@ -53,6 +64,7 @@ impl Sim {
             done: HashMap::new(),
             closed: Vec::new(),
             reports: Vec::new(),
+            probes: Vec::new(),
         }
     }
 
@@ -82,6 +94,7 @@ impl Sim {
                         "batch {token} answered twice"
                     );
                 }
+                Action::Multicast { probe } => self.probes.push(probe),
                 Action::Heartbeat { report } => self.reports.push(
                     report
                         .into_iter()
@@ -195,12 +208,42 @@ impl Sim {
             .collect()
     }
 
+    /// Three datanodes, dn1 to dn3 on links 1 to 3, registered and past
+    /// the first heartbeat round (which registration starts at once): the
+    /// next round is one interval away.
     pub fn three(placement: Placement) -> Sim {
-        let mut sim = Sim::new(placement);
+        Sim::three_with_mode(placement, HeartbeatMode::Tcp)
+    }
+
+    /// [`Sim::three`] with heartbeats in `mode`.
+    pub fn three_with_mode(placement: Placement, mode: HeartbeatMode) -> Sim {
+        let mut sim = Sim::with_mode(placement, mode);
         for (link, name) in [(1, "dn1"), (2, "dn2"), (3, "dn3")] {
             sim.register(link, name).unwrap();
         }
+        sim.advance(Duration::ZERO);
+        sim.serve_all();
+        for (_, name) in [(1, "dn1"), (2, "dn2"), (3, "dn3")] {
+            sim.answer_probe(name);
+        }
+        assert_eq!(sim.reports.len(), 1, "the first round, at registration");
+        assert!(sim.last_report().iter().all(|(_, active)| *active));
+        sim.reports.clear();
+        sim.probes.clear();
         sim
+    }
+
+    /// Datanode `name` answers the latest probe, if any (multicast mode).
+    pub fn answer_probe(&mut self, name: &str) -> Option<Result<(), Ignored>> {
+        let probe = *self.probes.last()?;
+        let alive = Alive {
+            round: probe.round,
+            nonce: probe.nonce,
+            name: name.to_owned(),
+        };
+        let verdict = self.router.alive(&alive, self.now);
+        self.collect();
+        Some(verdict)
     }
 }
 
