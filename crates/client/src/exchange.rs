@@ -379,7 +379,7 @@ mod tests {
 
     use journal::Durability;
     use node::{
-        session::{self, SessionConfig},
+        session::{Session, SessionConfig},
         MessageStore, MessageVerb, StoreFuture,
     };
     use tokio_util::sync::CancellationToken;
@@ -418,12 +418,16 @@ mod tests {
             match limit {
                 None => {
                     let reader = FramedRead::new(read, FrameCodec::default());
-                    session::run(reader, write, peer, &Peer, config, &shutdown, None).await;
+                    Session::new(reader, write, peer, config)
+                        .run(&Peer, &shutdown)
+                        .await;
                 }
                 Some(limit) => {
                     use tokio::io::AsyncReadExt;
                     let reader = FramedRead::new(read.take(limit as u64), FrameCodec::default());
-                    session::run(reader, write, peer, &Peer, config, &shutdown, None).await;
+                    Session::new(reader, write, peer, config)
+                        .run(&Peer, &shutdown)
+                        .await;
                 }
             }
         });
