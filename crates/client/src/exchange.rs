@@ -23,7 +23,9 @@ use std::{io::Write, sync::Arc, time::Duration};
 use bytes::BytesMut;
 use futures::{FutureExt, StreamExt};
 use journal::{Journal, Record};
-use protocol::{encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request};
+use protocol::{
+    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request,
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     sync::{mpsc, Semaphore},
@@ -31,13 +33,13 @@ use tokio::{
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
-use crate::messages::Source;
+use crate::{messages::Source, Error};
 
 /// At most this many bytes of requests are gathered into one write.
 const MAX_WRITE: usize = 256 * 1024;
 
 /// What a run achieved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Summary {
     /// Messages written to the connection.
     pub sent: u64,
@@ -49,7 +51,7 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Why the run stopped early (connection lost, unreadable reply, input
     /// error), if it did.
-    pub failure: Option<String>,
+    pub failure: Option<Error>,
     /// Whether sending was stopped by a stop request before the messages
     /// ran out (what was sent was still answered).
     pub interrupted: bool,
@@ -108,168 +110,247 @@ pub fn answer_text(reply: &Reply) -> Option<(String, bool)> {
     }
 }
 
-/// Sends every message of `source` over `writer`, reads the answers from
-/// `reader`, records them in `log` and on `out`. Once `stop` is cancelled
-/// no further message is sent; the run ends when those sent are answered.
-#[allow(clippy::too_many_arguments)] // one run's whole context, named at the call
-pub async fn exchange<R, W>(
-    reader: R,
-    writer: W,
-    source: Source,
-    pipeline: usize,
-    max_reply: usize,
-    log: &Journal,
-    out: &mut (impl Write + ?Sized),
-    stop: CancellationToken,
-) -> Summary
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let started = Instant::now();
-    let window = Arc::new(Semaphore::new(pipeline));
-    let (sent_tx, mut sent_rx) = mpsc::unbounded_channel();
-    let sender = tokio::spawn(send_all(writer, source, Arc::clone(&window), sent_tx, stop));
+/// One run's context: where the messages come from, the window, and where
+/// the answers go. The fields are named at the call; [`Exchange::run`]
+/// takes the connection.
+pub struct Exchange<'a, O: ?Sized> {
+    /// The peer's address (`--connect`), to name it in failures.
+    pub peer: &'a str,
+    /// The messages to send.
+    pub source: Source,
+    /// Requests unanswered at most (`--pipeline`).
+    pub pipeline: usize,
+    /// The largest reply frame read ([`crate::Config::max_reply`]).
+    pub max_reply: usize,
+    /// The log file every answer is appended to.
+    pub log: &'a Journal,
+    /// Where every answer is printed too (stdout).
+    pub out: &'a mut O,
+    /// Once cancelled, no further message is sent; the run ends when those
+    /// sent are answered.
+    pub stop: CancellationToken,
+}
 
-    let mut replies = FramedRead::new(reader, FrameCodec::new(max_reply));
-    let mut summary = Summary {
-        sent: 0,
-        confirmed: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        failure: None,
-        interrupted: false,
-    };
-    let mut sender_done = false;
-    let mut record = Record::new();
-    let mut printed = String::new();
-
-    while !(sender_done && summary.confirmed + summary.errors == summary.sent) {
-        tokio::select! {
-            biased;
-            sent = sent_rx.recv(), if !sender_done => match sent {
-                Some(n) => summary.sent += n,
-                None => sender_done = true,
+impl<O: Write + ?Sized> Exchange<'_, O> {
+    /// Sends every message over `writer`, reads the answers from `reader`
+    /// and records them, until the messages run out (or the stop request)
+    /// and every message sent is answered, or the run fails.
+    pub async fn run<R, W>(self, reader: R, writer: W) -> Summary
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let started = Instant::now();
+        let window = Arc::new(Semaphore::new(self.pipeline));
+        let (sent_tx, sent_rx) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(send_all(
+            writer,
+            self.source,
+            Arc::clone(&window),
+            sent_tx,
+            self.stop,
+        ));
+        let mut replies = FramedRead::new(reader, FrameCodec::new(self.max_reply));
+        let mut receiver = Receiver {
+            peer: self.peer,
+            max_reply: self.max_reply,
+            log: self.log,
+            out: self.out,
+            window,
+            sent_rx,
+            sender_done: false,
+            summary: Summary {
+                sent: 0,
+                confirmed: 0,
+                errors: 0,
+                elapsed: Duration::ZERO,
+                failure: None,
+                interrupted: false,
             },
-            first = replies.next() => {
-                let mut next = first;
-                let stamp = journal::timestamp();
-                // Take every reply that has already arrived into this batch.
-                loop {
-                    let frame = match next {
-                        None => {
-                            // The sender closes its channel before it ends
-                            // its side of the connection, so if it is done,
-                            // this sees it.
-                            loop {
-                                match sent_rx.try_recv() {
-                                    Ok(n) => summary.sent += n,
-                                    Err(mpsc::error::TryRecvError::Empty) => break,
-                                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                                        sender_done = true;
-                                        break;
-                                    }
-                                }
-                            }
-                            if !(sender_done && summary.confirmed + summary.errors == summary.sent) {
-                                summary.failure = Some("the peer closed the connection".into());
-                            }
-                            break;
-                        }
-                        Some(Err(err)) => {
-                            summary.failure = Some(format!("connection lost: {err}"));
-                            break;
-                        }
-                        Some(Ok(frame)) => frame,
-                    };
-                    // The count of a write is announced before the write,
-                    // so every request a reply can answer is counted here.
-                    while let Ok(n) = sent_rx.try_recv() {
-                        summary.sent += n;
-                    }
-                    if summary.confirmed + summary.errors >= summary.sent {
-                        summary.failure = Some("the peer sent a reply to no request".into());
+            record: Record::new(),
+            printed: String::new(),
+        };
+
+        while !receiver.finished() {
+            tokio::select! {
+                biased;
+                sent = receiver.sent_rx.recv(), if !receiver.sender_done => match sent {
+                    Some(n) => receiver.summary.sent += n,
+                    None => receiver.sender_done = true,
+                },
+                first = replies.next() => {
+                    if let Err(failure) = receiver.take_batch(first, &mut replies).await {
+                        receiver.summary.failure = Some(failure);
                         break;
                     }
-                    let answer = match frame {
-                        Frame::Data(payload) => Reply::parse(&payload)
-                            .as_ref()
-                            .and_then(answer_text)
-                            .ok_or_else(|| {
-                                format!(
-                                    "the peer sent something that is not an answer: {:?}",
-                                    String::from_utf8_lossy(&payload[..payload.len().min(80)])
-                                )
-                            }),
-                        Frame::Oversized { len } => Ok((
-                            ErrorReply::new(
-                                ErrorCode::TooLarge,
-                                format!(
-                                    "the answer ({len} bytes) exceeds what this client \
-                                     reads ({max_reply} bytes); raise --max-frame"
-                                ),
-                            )
-                            .to_string(),
-                            false,
-                        )),
-                    };
-                    match answer {
-                        Ok((text, confirmed)) => {
-                            if confirmed {
-                                summary.confirmed += 1;
-                            } else {
-                                summary.errors += 1;
-                            }
-                            record.push(&stamp, &text);
-                            printed.push_str(&text);
-                            printed.push('\n');
-                            window.add_permits(1);
-                        }
-                        Err(failure) => {
-                            summary.failure = Some(failure);
-                            break;
-                        }
-                    }
-                    if summary.confirmed + summary.errors == summary.sent {
-                        break;
-                    }
-                    match replies.next().now_or_never() {
-                        Some(item) => next = item,
-                        None => break,
-                    }
                 }
-                if let Err(err) = log.append(record.as_bytes()).await {
-                    tracing::error!(path = %log.path().display(), %err, "cannot write the log file");
-                    summary.failure.get_or_insert(format!("cannot write {}: {err}", log.path().display()));
-                }
-                record.clear();
-                // stdout may be a closed pipe (`client | head`): not a reason to stop.
-                let _ = out.write_all(printed.as_bytes()).and_then(|()| out.flush());
-                printed.clear();
-                if summary.failure.is_some() {
+            }
+        }
+        receiver.summary.elapsed = started.elapsed();
+        if receiver.summary.failure.is_none() {
+            // The sender has finished (its channel closed); it may have
+            // failed on input before ending, or been stopped.
+            match sender.await {
+                Ok(Ok(SendEnd::Interrupted)) => receiver.summary.interrupted = true,
+                Ok(Err(failure)) => receiver.summary.failure = Some(failure),
+                Ok(Ok(SendEnd::SourceDone)) | Err(_) => {}
+            }
+        } else {
+            // Lost connection: the sender may be waiting for a place in the
+            // window or for a line of input that will never be sent.
+            sender.abort();
+            receiver.count_sent();
+        }
+        receiver.summary
+    }
+}
+
+/// The receiving half of a run: counts the requests the sender announces,
+/// and records the replies, which answer them in order.
+struct Receiver<'a, O: ?Sized> {
+    peer: &'a str,
+    max_reply: usize,
+    log: &'a Journal,
+    out: &'a mut O,
+    /// A place freed per reply.
+    window: Arc<Semaphore>,
+    /// How many requests each write of the sender carries, announced before
+    /// the write.
+    sent_rx: mpsc::UnboundedReceiver<u64>,
+    /// Whether the sender closed `sent_rx`: every count is in.
+    sender_done: bool,
+    summary: Summary,
+    /// The batch of answers being taken, as log lines and as printed.
+    record: Record,
+    printed: String,
+}
+
+impl<O: Write + ?Sized> Receiver<'_, O> {
+    fn answered(&self) -> u64 {
+        self.summary.confirmed + self.summary.errors
+    }
+
+    /// Whether the sender is done and every request it sent is answered.
+    fn finished(&self) -> bool {
+        self.sender_done && self.answered() == self.summary.sent
+    }
+
+    /// Takes the counts announced so far, without waiting.
+    fn count_sent(&mut self) {
+        loop {
+            match self.sent_rx.try_recv() {
+                Ok(n) => self.summary.sent += n,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.sender_done = true;
                     break;
                 }
             }
         }
     }
-    summary.elapsed = started.elapsed();
-    if summary.failure.is_none() {
-        // The sender has finished (its channel closed); it may have failed
-        // on input before ending, or been stopped.
-        match sender.await {
-            Ok(Ok(SendEnd::Interrupted)) => summary.interrupted = true,
-            Ok(Err(failure)) => summary.failure = Some(failure),
-            Ok(Ok(SendEnd::SourceDone)) | Err(_) => {}
+
+    /// Takes `first` and every reply that has already arrived after it as
+    /// one batch: one append to the log file, one write to `out`.
+    async fn take_batch<R: AsyncRead + Unpin>(
+        &mut self,
+        first: Option<Result<Frame, FrameError>>,
+        replies: &mut FramedRead<R, FrameCodec>,
+    ) -> Result<(), Error> {
+        let stamp = journal::timestamp();
+        let mut next = first;
+        let mut taken = loop {
+            if let Err(failure) = self.take(next, &stamp) {
+                break Err(failure);
+            }
+            if self.answered() == self.summary.sent {
+                break Ok(());
+            }
+            match replies.next().now_or_never() {
+                Some(item) => next = item,
+                None => break Ok(()),
+            }
+        };
+        if let Err(source) = self.log.append(self.record.as_bytes()).await {
+            let path = self.log.path().to_owned();
+            tracing::error!(path = %path.display(), err = %source, "cannot write the log file");
+            // The failure that stopped the batch, if any, is the one to tell.
+            taken = taken.and(Err(Error::WriteLog { path, source }));
         }
-    } else {
-        // Lost connection: the sender may be waiting for a place in the
-        // window or for a line of input that will never be sent.
-        sender.abort();
-        while let Ok(n) = sent_rx.try_recv() {
-            summary.sent += n;
+        self.record.clear();
+        // stdout may be a closed pipe (`client | head`): not a reason to stop.
+        let _ = self
+            .out
+            .write_all(self.printed.as_bytes())
+            .and_then(|()| self.out.flush());
+        self.printed.clear();
+        taken
+    }
+
+    /// Takes one item of the reply stream: an answer to record, or the end.
+    fn take(&mut self, item: Option<Result<Frame, FrameError>>, stamp: &str) -> Result<(), Error> {
+        let frame = match item {
+            None => {
+                // The sender closes its channel before it ends its side of
+                // the connection, so if it is done, this sees it.
+                self.count_sent();
+                return if self.finished() {
+                    Ok(())
+                } else {
+                    Err(Error::PeerClosed {
+                        peer: self.peer.to_owned(),
+                    })
+                };
+            }
+            Some(Err(err)) => return Err(Error::reading(self.peer, err)),
+            Some(Ok(frame)) => frame,
+        };
+        // The count of a write is announced before the write, so every
+        // request a reply can answer is counted here.
+        self.count_sent();
+        if self.answered() >= self.summary.sent {
+            return Err(self.bad_reply("sent a reply to no request".into()));
+        }
+        let (text, confirmed) = match frame {
+            Frame::Data(payload) => Reply::parse(&payload)
+                .as_ref()
+                .and_then(answer_text)
+                .ok_or_else(|| {
+                    self.bad_reply(format!(
+                        "sent something that is not an answer: {:?}",
+                        String::from_utf8_lossy(&payload[..payload.len().min(80)])
+                    ))
+                })?,
+            Frame::Oversized { len } => (
+                ErrorReply::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "the answer ({len} bytes) exceeds what this client reads ({} bytes); \
+                         raise --max-frame",
+                        self.max_reply
+                    ),
+                )
+                .to_string(),
+                false,
+            ),
+        };
+        if confirmed {
+            self.summary.confirmed += 1;
+        } else {
+            self.summary.errors += 1;
+        }
+        self.record.push(stamp, &text);
+        self.printed.push_str(&text);
+        self.printed.push('\n');
+        self.window.add_permits(1);
+        Ok(())
+    }
+
+    fn bad_reply(&self, problem: String) -> Error {
+        Error::BadReply {
+            peer: self.peer.to_owned(),
+            problem,
         }
     }
-    summary
 }
 
 /// How the sending half ended, when not on an error.
@@ -289,7 +370,7 @@ async fn send_all<W>(
     window: Arc<Semaphore>,
     sent: mpsc::UnboundedSender<u64>,
     stop: CancellationToken,
-) -> Result<SendEnd, String>
+) -> Result<SendEnd, Error>
 where
     W: AsyncWrite + Unpin,
 {
@@ -312,7 +393,7 @@ where
             Some(Ok(Some(message))) => message,
             Some(Ok(None)) => break,
             Some(Err(err)) => {
-                failure = Some(format!("cannot read the messages: {err}"));
+                failure = Some(Error::Input { source: err });
                 break;
             }
         };
@@ -340,7 +421,7 @@ where
                     count += 1;
                 }
                 Some(Err(err)) => {
-                    failure = Some(format!("cannot read the messages: {err}"));
+                    failure = Some(Error::Input { source: err });
                     break;
                 }
                 // Over, or nothing ready yet: the place goes back.
@@ -434,6 +515,26 @@ mod tests {
         ours
     }
 
+    /// A run against the pipe of [`start_peer`], reading answers of up to
+    /// 4 KiB.
+    fn exchange<'a>(
+        source: Source,
+        pipeline: usize,
+        log: &'a Journal,
+        out: &'a mut Vec<u8>,
+        stop: CancellationToken,
+    ) -> Exchange<'a, Vec<u8>> {
+        Exchange {
+            peer: "127.0.0.1:9",
+            source,
+            pipeline,
+            max_reply: 4096,
+            log,
+            out,
+            stop,
+        }
+    }
+
     async fn run_against(
         peer: tokio::io::DuplexStream,
         source: Source,
@@ -444,7 +545,9 @@ mod tests {
         let (read, write) = tokio::io::split(peer);
         let mut out = Vec::new();
         let stop = CancellationToken::new();
-        let summary = exchange(read, write, source, pipeline, 4096, &log, &mut out, stop).await;
+        let summary = exchange(source, pipeline, &log, &mut out, stop)
+            .run(read, write)
+            .await;
         let lines = std::fs::read_to_string(log.path())
             .unwrap()
             .lines()
@@ -468,7 +571,9 @@ mod tests {
             tokio::spawn(async move {
                 let mut out = Vec::new();
                 let source = Source::Lines(lines_rx);
-                exchange(read, write, source, 8, 4096, &log, &mut out, stop).await
+                exchange(source, 8, &log, &mut out, stop)
+                    .run(read, write)
+                    .await
             })
         };
         // The 40 lines are sent and answered; the sender then waits for
@@ -479,7 +584,7 @@ mod tests {
         stop.cancel();
         let summary = run.await.unwrap();
         assert!(summary.interrupted);
-        assert_eq!(summary.failure, None);
+        assert!(summary.failure.is_none(), "{:?}", summary.failure);
         assert_eq!((summary.sent, summary.confirmed), (40, 40));
         assert!(
             !summary.all_confirmed(),
@@ -500,7 +605,7 @@ mod tests {
             let source = Source::Drawn(Box::new(Draw::new(Some(3), Some(300))));
             let (summary, lines, out) = run_against(start_peer(None), source, pipeline).await;
             assert_eq!(summary.sent, 301);
-            assert_eq!(summary.failure, None);
+            assert!(summary.failure.is_none(), "{:?}", summary.failure);
             let refused = expected.iter().filter(|&&m| m == "Ayuda").count() as u64;
             assert_eq!(summary.errors, refused);
             assert_eq!(summary.confirmed, 301 - refused);
