@@ -20,10 +20,12 @@ mod config;
 mod error;
 pub mod exchange;
 pub mod messages;
+mod summary;
 
 pub use config::Config;
 pub use error::{Error, Fault};
-pub use exchange::{answer_text, Exchange, Summary};
+pub use exchange::Exchange;
+pub use summary::{answer_text, Summary};
 
 use std::{io, time::Duration};
 

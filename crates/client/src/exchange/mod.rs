@@ -9,6 +9,8 @@
 //! the log file and one write to stdout) and frees a place per reply.
 //! Reading never waits for writing, so large pipelined messages cannot
 //! deadlock the two directions.
+//! The sending half is `exchange/send.rs`; the receiving half is here, its
+//! state one `Receiver` whose methods take a batch of replies and one reply.
 //!
 //! Nothing is ever sent twice: if the connection is lost, the messages not
 //! answered yet are reported as unconfirmed, since resending one that the
@@ -20,95 +22,21 @@
 
 use std::{io::Write, sync::Arc, time::Duration};
 
-use bytes::BytesMut;
 use futures::{FutureExt, StreamExt};
 use journal::{Journal, Record};
-use protocol::{
-    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request,
-};
+use protocol::{ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply};
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite},
     sync::{mpsc, Semaphore},
     time::Instant,
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
-use crate::{messages::Source, Error};
+use crate::{answer_text, messages::Source, Error, Summary};
 
-/// At most this many bytes of requests are gathered into one write.
-const MAX_WRITE: usize = 256 * 1024;
+mod send;
 
-/// What a run achieved.
-#[derive(Debug)]
-pub struct Summary {
-    /// Messages written to the connection.
-    pub sent: u64,
-    /// Messages answered `OK`.
-    pub confirmed: u64,
-    /// Messages answered with an error.
-    pub errors: u64,
-    /// Time from the connection to the last answer.
-    pub elapsed: Duration,
-    /// Why the run stopped early (connection lost, unreadable reply, input
-    /// error), if it did.
-    pub failure: Option<Error>,
-    /// Whether sending was stopped by a stop request before the messages
-    /// ran out (what was sent was still answered).
-    pub interrupted: bool,
-}
-
-impl Summary {
-    /// Messages sent that got no answer (the connection was lost).
-    pub fn unanswered(&self) -> u64 {
-        self.sent - self.confirmed - self.errors
-    }
-
-    /// Whether every message sent was confirmed and the run ended normally
-    /// (not stopped early, not interrupted).
-    pub fn all_confirmed(&self) -> bool {
-        self.failure.is_none() && !self.interrupted && self.confirmed == self.sent
-    }
-}
-
-impl std::fmt::Display for Summary {
-    /// `sent 501, confirmed 501, errors 0, 8123 msg/s in 0.06 s`, with the
-    /// unanswered count and the failure when there are.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "sent {}, confirmed {}, errors {}",
-            self.sent, self.confirmed, self.errors
-        )?;
-        if self.unanswered() > 0 {
-            write!(f, ", unanswered {}", self.unanswered())?;
-        }
-        let seconds = self.elapsed.as_secs_f64();
-        let rate = if seconds > 0.0 {
-            self.confirmed as f64 / seconds
-        } else {
-            0.0
-        };
-        write!(f, ", {rate:.0} msg/s in {seconds:.2} s")?;
-        if let Some(failure) = &self.failure {
-            write!(f, " (stopped early: {failure})")?;
-        } else if self.interrupted {
-            write!(f, " (interrupted: sending stopped on request)")?;
-        }
-        Ok(())
-    }
-}
-
-/// How an answer is recorded: the `OK` sentence without `OK `, as the
-/// original client wrote it, or `ERR <CODE> <reason>`. The flag says whether
-/// the message was confirmed. `None` for a reply that cannot answer a
-/// message (`PONG`).
-pub fn answer_text(reply: &Reply) -> Option<(String, bool)> {
-    match reply {
-        Reply::Ok(sentence) => Some((sentence.clone(), true)),
-        Reply::Err(err) => Some((err.to_string(), false)),
-        Reply::Pong => None,
-    }
-}
+use send::{send_all, SendEnd};
 
 /// One run's context: where the messages come from, the window, and where
 /// the answers go. The fields are named at the call; [`Exchange::run`]
@@ -353,107 +281,6 @@ impl<O: Write + ?Sized> Receiver<'_, O> {
     }
 }
 
-/// How the sending half ended, when not on an error.
-enum SendEnd {
-    /// Every message of the source was sent.
-    SourceDone,
-    /// A stop request came first.
-    Interrupted,
-}
-
-/// The sending half: writes the messages of `source` as `SEND` frames while
-/// the window has room, announcing each write's count on `sent` before it,
-/// until the source ends or `stop` is cancelled.
-async fn send_all<W>(
-    mut writer: W,
-    mut source: Source,
-    window: Arc<Semaphore>,
-    sent: mpsc::UnboundedSender<u64>,
-    stop: CancellationToken,
-) -> Result<SendEnd, Error>
-where
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = BytesMut::new();
-    let mut failure = None;
-    let mut end = SendEnd::SourceDone;
-    loop {
-        // A stop request ends either wait: for the next message (a person
-        // may never type one) and for a place in the window.
-        let next = tokio::select! {
-            biased;
-            () = stop.cancelled() => None,
-            next = source.next() => Some(next),
-        };
-        let first = match next {
-            None => {
-                end = SendEnd::Interrupted;
-                break;
-            }
-            Some(Ok(Some(message))) => message,
-            Some(Ok(None)) => break,
-            Some(Err(err)) => {
-                failure = Some(Error::Input { source: err });
-                break;
-            }
-        };
-        let place = tokio::select! {
-            biased;
-            () = stop.cancelled() => None,
-            place = window.acquire() => Some(place),
-        };
-        let Some(place) = place else {
-            end = SendEnd::Interrupted;
-            break;
-        };
-        place.expect("never closed").forget();
-        encode_send(first, &mut buf);
-        let mut count = 1;
-        // Put whatever else is ready, within the window, in the same write.
-        while buf.len() < MAX_WRITE {
-            let Ok(place) = window.try_acquire() else {
-                break;
-            };
-            match source.next_now() {
-                Some(Ok(Some(message))) => {
-                    place.forget();
-                    encode_send(message, &mut buf);
-                    count += 1;
-                }
-                Some(Err(err)) => {
-                    failure = Some(Error::Input { source: err });
-                    break;
-                }
-                // Over, or nothing ready yet: the place goes back.
-                Some(Ok(None)) | None => break,
-            }
-        }
-        // Announced before the write, so that the receiver never sees a
-        // reply to a request it does not know of.
-        let _ = sent.send(count);
-        if let Err(err) = writer.write_all(&buf).await {
-            // The receiver sees the connection fail and reports it.
-            tracing::debug!(%err, "write failed");
-            return Ok(SendEnd::SourceDone);
-        }
-        buf.clear();
-        if failure.is_some() {
-            break;
-        }
-    }
-    // Closed before the connection's write side, so that a receiver that
-    // sees the peer close after that also sees this sender finished.
-    drop(sent);
-    // Tell the peer no more requests come; it still answers those it has.
-    let _ = writer.shutdown().await;
-    failure.map_or(Ok(end), Err)
-}
-
-fn encode_send(message: String, buf: &mut BytesMut) {
-    let request = Request::Send(message);
-    encode_frame_with(buf, |dst| request.write_payload(dst));
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -643,50 +470,6 @@ mod tests {
         assert!(
             text.starts_with("sent 5, confirmed 3, errors 0, unanswered 2, "),
             "{text}"
-        );
-    }
-
-    #[test]
-    fn answers_are_recorded_like_the_original_client() {
-        let ok = Reply::Ok("El servidor ha recibido satisfactoriamente su mensaje 'Hola'.".into());
-        assert_eq!(
-            answer_text(&ok),
-            Some((
-                "El servidor ha recibido satisfactoriamente su mensaje 'Hola'.".into(),
-                true
-            ))
-        );
-        let err = Reply::Err(ErrorReply::new(ErrorCode::TooLarge, "frame of 9 bytes"));
-        assert_eq!(
-            answer_text(&err),
-            Some(("ERR TOO_LARGE frame of 9 bytes".into(), false))
-        );
-        assert_eq!(answer_text(&Reply::Pong), None);
-    }
-
-    #[test]
-    fn the_summary_reads_as_one_line() {
-        let summary = Summary {
-            sent: 501,
-            confirmed: 501,
-            errors: 0,
-            elapsed: Duration::from_millis(500),
-            failure: None,
-            interrupted: false,
-        };
-        assert_eq!(
-            summary.to_string(),
-            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s"
-        );
-        assert!(summary.all_confirmed());
-        let interrupted = Summary {
-            interrupted: true,
-            ..summary
-        };
-        assert_eq!(
-            interrupted.to_string(),
-            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s \
-             (interrupted: sending stopped on request)"
         );
     }
 }
