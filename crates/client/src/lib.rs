@@ -12,13 +12,20 @@
 //! resends: a message whose answer was lost may have been stored, and
 //! sending it again would store it twice. It reports it as unconfirmed
 //! instead, and the exit status says whether every message was confirmed.
+//!
+//! Whatever stops a run is an [`Error`], which says whose fault it was
+//! ([`Error::fault`]); the binary turns that into its exit status.
 
 mod config;
+mod error;
 pub mod exchange;
 pub mod messages;
+mod summary;
 
 pub use config::Config;
-pub use exchange::{answer_text, Summary};
+pub use error::{Error, Fault};
+pub use exchange::Exchange;
+pub use summary::{answer_text, Summary};
 
 use std::{io, time::Duration};
 
@@ -26,6 +33,7 @@ use futures::{SinkExt, StreamExt};
 use journal::{Durability, Journal};
 use node::dial::connect_with_retry;
 use protocol::{Frame, FrameCodec, Reply, Request};
+use tokio::net::TcpStream;
 use tokio_util::{codec::Framed, sync::CancellationToken};
 
 use crate::messages::{Draw, Source};
@@ -35,66 +43,73 @@ use crate::messages::{Draw, Source};
 /// are still answered and recorded). `Err` if the run could not start (log
 /// file, connection); otherwise the [`Summary`], which tells whether every
 /// message was confirmed.
-pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, String> {
-    let log = Journal::open(&config.log, Durability::Never)
-        .map_err(|err| format!("cannot open {}: {err}", config.log.display()))?;
+pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Error> {
+    let log = Journal::open(&config.log, Durability::Never).map_err(|source| Error::OpenLog {
+        path: config.log.clone(),
+        source,
+    })?;
     let source = if config.stdin {
         Source::stdin()
     } else {
         Source::Drawn(Box::new(Draw::new(config.seed, config.count)))
     };
     let stream = tokio::select! {
-        connected = connect_with_retry(&config.connect, Some(config.connect_timeout)) => {
-            connected.map_err(|err| err.to_string())?
+        connected = connect(config) => connected?,
+        () = stop.cancelled() => {
+            return Err(Error::StoppedBeforeConnecting { peer: config.connect.clone() });
         }
-        () = stop.cancelled() => return Err("stopped before connecting".into()),
     };
     tracing::info!(peer = %config.connect, log = %config.log.display(), "connected");
     let (read, write) = stream.into_split();
-    let mut stdout = io::stdout();
-    Ok(exchange::exchange(
-        read,
-        write,
+    let exchange = Exchange {
+        peer: &config.connect,
         source,
-        config.pipeline.get(),
-        config.max_reply(),
-        &log,
-        &mut stdout,
+        pipeline: config.pipeline.get(),
+        max_reply: config.max_reply(),
+        log: &log,
+        out: &mut io::stdout(),
         stop,
-    )
-    .await)
+    };
+    Ok(exchange.run(read, write).await)
 }
 
 /// The health probe: `Ok` if the peer answers `PING` with `PONG` within
 /// `--connect-timeout` (for the connection, then again for the reply).
-pub async fn ping(config: &Config) -> Result<(), String> {
-    let stream = connect_with_retry(&config.connect, Some(config.connect_timeout))
-        .await
-        .map_err(|err| err.to_string())?;
-    let mut framed = Framed::new(stream, FrameCodec::new(config.max_reply()));
+pub async fn ping(config: &Config) -> Result<(), Error> {
+    let peer = || config.connect.clone();
+    let bad_reply = |problem| Error::BadReply {
+        peer: peer(),
+        problem,
+    };
+    let mut framed = Framed::new(connect(config).await?, FrameCodec::new(config.max_reply()));
     framed
         .send(Request::Ping.to_payload())
         .await
-        .map_err(|err| format!("cannot send PING: {err}"))?;
+        .map_err(|err| Error::reading(&config.connect, err))?;
     let wait = config.connect_timeout.max(Duration::from_millis(100));
     match tokio::time::timeout(wait, framed.next()).await {
         Ok(Some(Ok(Frame::Data(payload)))) => match Reply::parse(&payload) {
             Some(Reply::Pong) => Ok(()),
-            _ => Err(format!(
-                "{} answered PING with {:?}",
-                config.connect,
+            _ => Err(bad_reply(format!(
+                "answered PING with {:?}",
                 String::from_utf8_lossy(&payload)
-            )),
+            ))),
         },
-        Ok(Some(Ok(Frame::Oversized { len }))) => Err(format!(
-            "{} answered PING with a frame of {len} bytes",
-            config.connect
-        )),
-        Ok(Some(Err(err))) => Err(format!("{}: {err}", config.connect)),
-        Ok(None) => Err(format!(
-            "{} closed the connection without answering",
-            config.connect
-        )),
-        Err(_) => Err(format!("{} did not answer within {wait:?}", config.connect)),
+        Ok(Some(Ok(Frame::Oversized { len }))) => Err(bad_reply(format!(
+            "answered PING with a frame of {len} bytes"
+        ))),
+        Ok(Some(Err(err))) => Err(Error::reading(&config.connect, err)),
+        Ok(None) => Err(Error::PeerClosed { peer: peer() }),
+        Err(_) => Err(Error::NoAnswer { peer: peer(), wait }),
     }
+}
+
+/// Connects to `--connect`, retrying for `--connect-timeout`.
+async fn connect(config: &Config) -> Result<TcpStream, Error> {
+    connect_with_retry(&config.connect, Some(config.connect_timeout))
+        .await
+        .map_err(|source| Error::Connect {
+            peer: config.connect.clone(),
+            source,
+        })
 }

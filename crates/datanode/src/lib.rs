@@ -8,7 +8,7 @@
 //! headnode sends `STORE <message>` and `PING` requests and the datanode
 //! answers each, in order, with `OK <sentence>` / `ERR ...` and `PONG`.
 //! That side of the link is exactly the session every node shares
-//! ([`node::session::run`]) with `STORE` as its message verb, so pipelining,
+//! ([`node::session::Session::run`]) with `STORE` as its message verb, so pipelining,
 //! batching, bad input and shutdown behave as at the server.
 //!
 //! A stored message becomes one line of `<dir>/data.txt`,
@@ -53,7 +53,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use journal::{timestamp, Durability, Journal, Record};
 use node::{
     dial::{connect_with_retry, Backoff},
-    session::{self, SessionConfig, SessionEnd},
+    session::{Session, SessionConfig, SessionEnd},
     MessageStore, MessageVerb, StoreFuture,
 };
 use protocol::{
@@ -305,16 +305,9 @@ async fn serve_link(
     tracing::info!(%peer, "registered with headnode as {name}");
     // From now on the headnode asks and we answer: the shared session loop.
     let writer = writer.into_inner();
-    let end = session::run(
-        reader,
-        writer,
-        peer,
-        store,
-        SessionConfig::new(MessageVerb::Store),
-        shutdown,
-        None,
-    )
-    .await;
+    let end = Session::new(reader, writer, peer, SessionConfig::new(MessageVerb::Store))
+        .run(store, shutdown)
+        .await;
     match end {
         SessionEnd::Shutdown => LinkEnd::Shutdown,
         SessionEnd::PeerClosed => {

@@ -1,7 +1,7 @@
 //! Client sessions: where a client's `SEND` batches meet the router.
 //!
 //! Each client connection gets its own [`ClientStore`]; the shared session
-//! loop ([`node::session::run`]) hands it every batch of messages that
+//! loop ([`node::session::Session::run`]) hands it every batch of messages that
 //! arrived together. The store submits the batch to the router as one
 //! event and waits for every message's outcome. By then the driver has
 //! appended one line per stored message to registro_server.txt

@@ -8,7 +8,7 @@
 //! decided by its first command, never by the order of arrival: `REGISTER
 //! <name>` makes it a datanode link ([`link`]); anything else makes it a
 //! client session, served by the shared session loop
-//! ([`node::session::run`], given that first frame) with a
+//! ([`node::session::Session::run`], given that first frame) with a
 //! [`client_session::ClientStore`]. Clients use exactly the Activity 1 commands,
 //! `SEND <message>` and `PING`.
 //!
@@ -56,7 +56,7 @@ use journal::{Durability, Journal};
 use node::{
     listener::DEFAULT_MAX_CONNECTIONS,
     parse_duration,
-    session::{self, SessionConfig},
+    session::{Session, SessionConfig},
     MessageVerb,
 };
 use protocol::{
@@ -328,16 +328,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     }
     let store = ClientStore::new(shared.router.clone());
-    let end = session::run(
-        reader,
-        write,
-        peer,
-        &store,
-        SessionConfig::new(MessageVerb::Send),
-        &shared.shutdown,
-        Some(frame),
-    )
-    .await;
+    let end = Session::new(reader, write, peer, SessionConfig::new(MessageVerb::Send))
+        .with_first(frame)
+        .run(&store, &shared.shutdown)
+        .await;
     tracing::debug!(%peer, ?end, "client session ended");
 }
 

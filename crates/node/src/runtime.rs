@@ -68,6 +68,24 @@ pub fn block_on_current_thread<F: std::future::Future>(main: F) -> F::Output {
         .block_on(main)
 }
 
+/// Like [`block_on_current_thread`], but returns as soon as `main` does,
+/// without waiting for blocking work still running (a DNS lookup of a peer
+/// that never answers); and hands back the runtime's failure to start
+/// instead of panicking, for binaries that report it themselves.
+///
+/// For the client: one connection, one thread, which leaves the cores to
+/// the nodes it talks to when they share the machine.
+pub fn block_on_current_thread_detached<F: std::future::Future>(
+    main: F,
+) -> std::io::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let output = runtime.block_on(main);
+    runtime.shutdown_background();
+    Ok(output)
+}
+
 /// A token cancelled on the first SIGINT or SIGTERM.
 ///
 /// A node is PID 1 in its container, where the kernel installs no default

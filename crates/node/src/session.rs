@@ -106,85 +106,151 @@ pub enum SessionEnd {
 
 type Batch = BoxFuture<'static, Vec<Reply>>;
 
-/// Serves one peer until the session ends.
+/// One peer's connection, ready to be served.
 ///
-/// `reader` may already have been read from: the headnode reads a
-/// connection's first frame to learn its role and passes that frame as
-/// `first`.
-pub async fn run<R, W, S>(
-    mut reader: FramedRead<R, FrameCodec>,
-    mut writer: W,
+/// It holds what belongs to this connection (its two halves, the peer's
+/// address, the limits, any frame already read), as mini-redis's `Handler`
+/// does; what the node's sessions share, the store and the shutdown signal,
+/// is lent to [`Session::run`]:
+///
+/// ```
+/// use std::net::SocketAddr;
+///
+/// use node::{session::{Session, SessionConfig, SessionEnd}, MessageStore, MessageVerb};
+/// use protocol::{Frame, FrameCodec};
+/// use tokio::net::TcpStream;
+/// use tokio_util::{codec::FramedRead, sync::CancellationToken};
+///
+/// async fn serve(
+///     stream: TcpStream,
+///     peer: SocketAddr,
+///     first: Option<Frame>,
+///     store: &impl MessageStore,
+///     shutdown: &CancellationToken,
+/// ) -> SessionEnd {
+///     let (read, write) = stream.into_split();
+///     let reader = FramedRead::new(read, FrameCodec::default());
+///     let mut session = Session::new(reader, write, peer, SessionConfig::new(MessageVerb::Send));
+///     if let Some(frame) = first {
+///         session = session.with_first(frame); // a frame the caller read already
+///     }
+///     session.run(store, shutdown).await
+/// }
+/// ```
+pub struct Session<R, W> {
+    reader: FramedRead<R, FrameCodec>,
+    writer: W,
     peer: SocketAddr,
-    store: &S,
     config: SessionConfig,
-    shutdown: &CancellationToken,
-    first: Option<Frame>,
-) -> SessionEnd
+    /// Frames read but not yet answered: the batch being built.
+    inbox: Vec<Result<Frame, FrameError>>,
+}
+
+impl<R, W> Session<R, W>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
-    S: MessageStore + ?Sized,
 {
-    let max_frame = reader.decoder().max_frame();
-    let mut pending: FuturesOrdered<Batch> = FuturesOrdered::new();
-    let mut owed = 0usize;
-    let mut inbox: Vec<Result<Frame, FrameError>> = first.into_iter().map(Ok).collect();
-    let mut end: Option<SessionEnd> = None;
-    let mut out = BytesMut::with_capacity(8 * 1024);
+    /// A session over `reader` and `writer`, the two halves of a
+    /// connection from `peer`.
+    pub fn new(
+        reader: FramedRead<R, FrameCodec>,
+        writer: W,
+        peer: SocketAddr,
+        config: SessionConfig,
+    ) -> Self {
+        Session {
+            reader,
+            writer,
+            peer,
+            config,
+            inbox: Vec::new(),
+        }
+    }
 
-    loop {
-        if !inbox.is_empty() {
-            let (batch, replies, stop) =
-                build_batch(&mut inbox, peer, store, config.verb, max_frame);
-            owed += replies;
-            pending.push_back(batch);
-            if end.is_none() {
-                end = stop;
+    /// Answers `frame` first, before anything else `reader` yields: the
+    /// headnode reads a connection's first frame to learn its role.
+    pub fn with_first(mut self, frame: Frame) -> Self {
+        self.inbox.insert(0, Ok(frame));
+        self
+    }
+
+    /// Serves the peer until the session ends, handing its messages to
+    /// `store`; `shutdown` asks it to finish what it accepted and close.
+    pub async fn run<S>(mut self, store: &S, shutdown: &CancellationToken) -> SessionEnd
+    where
+        S: MessageStore + ?Sized,
+    {
+        let max_frame = self.reader.decoder().max_frame();
+        let mut pending: FuturesOrdered<Batch> = FuturesOrdered::new();
+        let mut owed = 0usize;
+        let mut end: Option<SessionEnd> = None;
+        let mut out = BytesMut::with_capacity(8 * 1024);
+
+        loop {
+            if !self.inbox.is_empty() {
+                let (batch, replies, stop) = build_batch(
+                    &mut self.inbox,
+                    self.peer,
+                    store,
+                    self.config.verb,
+                    max_frame,
+                );
+                owed += replies;
+                pending.push_back(batch);
+                if end.is_none() {
+                    end = stop;
+                }
             }
-        }
-        if end.is_some() && pending.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some(replies) = pending.next(), if !pending.is_empty() => {
-                owed -= encode_replies(&replies, &mut out);
-                // Answer every batch that is already complete with one write.
-                while let Some(Some(replies)) = pending.next().now_or_never() {
+            if end.is_some() && pending.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(replies) = pending.next(), if !pending.is_empty() => {
                     owed -= encode_replies(&replies, &mut out);
+                    // Answer every batch that is already complete with one write.
+                    while let Some(Some(replies)) = pending.next().now_or_never() {
+                        owed -= encode_replies(&replies, &mut out);
+                    }
+                    if let Err(err) = self.writer.write_all(&out).await {
+                        return SessionEnd::Io(err);
+                    }
+                    out.clear();
                 }
-                if let Err(err) = writer.write_all(&out).await {
-                    return SessionEnd::Io(err);
-                }
-                out.clear();
-            }
-            item = reader.next(), if end.is_none() && owed < config.max_in_flight => {
-                match item {
-                    None => end = Some(SessionEnd::PeerClosed),
-                    Some(item) => {
-                        inbox.push(item);
-                        // Take whatever else has already arrived, without waiting.
-                        while inbox.len() < config.max_batch {
-                            match reader.next().now_or_never() {
-                                Some(Some(item)) => inbox.push(item),
-                                Some(None) => {
-                                    end = Some(SessionEnd::PeerClosed);
-                                    break;
-                                }
-                                None => break,
+                item = self.reader.next(), if end.is_none() && owed < self.config.max_in_flight => {
+                    match item {
+                        None => end = Some(SessionEnd::PeerClosed),
+                        Some(item) => {
+                            self.inbox.push(item);
+                            if self.take_ready() {
+                                end = Some(SessionEnd::PeerClosed);
                             }
                         }
                     }
                 }
+                _ = shutdown.cancelled(), if end.is_none() => end = Some(SessionEnd::Shutdown),
             }
-            _ = shutdown.cancelled(), if end.is_none() => end = Some(SessionEnd::Shutdown),
         }
+        if let Err(err) = self.writer.flush().await {
+            return SessionEnd::Io(err);
+        }
+        let _ = self.writer.shutdown().await;
+        end.unwrap_or(SessionEnd::PeerClosed)
     }
-    if let Err(err) = writer.flush().await {
-        return SessionEnd::Io(err);
+
+    /// Moves into the inbox whatever frames have already arrived, without
+    /// waiting, up to a batch; `true` if the peer closed its side.
+    fn take_ready(&mut self) -> bool {
+        while self.inbox.len() < self.config.max_batch {
+            match self.reader.next().now_or_never() {
+                Some(Some(item)) => self.inbox.push(item),
+                Some(None) => return true,
+                None => break,
+            }
+        }
+        false
     }
-    let _ = writer.shutdown().await;
-    end.unwrap_or(SessionEnd::PeerClosed)
 }
 
 /// Turns the frames in `inbox` into one batch of replies-to-be.
@@ -341,16 +407,9 @@ mod tests {
             let store = SlowEcho {
                 delays: std::sync::Mutex::new(20),
             };
-            run(
-                reader,
-                write,
-                peer(),
-                &store,
-                SessionConfig::new(verb),
-                &token,
-                None,
-            )
-            .await;
+            Session::new(reader, write, peer(), SessionConfig::new(verb))
+                .run(&store, &token)
+                .await;
         });
         (ours, shutdown)
     }

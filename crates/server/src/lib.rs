@@ -10,7 +10,7 @@
 //!
 //! Everything but the storage is shared with the headnode and lives in the
 //! `node` crate: [`node::listener::serve`] accepts connections (each in its
-//! own task, capped by `--max-connections`), and [`node::session::run`]
+//! own task, capped by `--max-connections`), and [`node::session::Session::run`]
 //! serves one client, answering pipelined requests in order and handing the
 //! messages that arrived together to [`LogStore`] as one batch. The store
 //! writes a batch with one `write(2)` through a shared [`journal::Journal`],
@@ -34,7 +34,7 @@ use std::{io, sync::Arc};
 
 use journal::{Durability, Journal};
 use node::{
-    session::{self, SessionConfig, SessionEnd},
+    session::{Session, SessionConfig, SessionEnd},
     MessageVerb,
 };
 use protocol::FrameCodec;
@@ -77,16 +77,9 @@ pub async fn run(
                 tracing::debug!(%peer, "client connected");
                 let (read, write) = stream.into_split();
                 let reader = FramedRead::new(read, FrameCodec::new(max_frame));
-                let end = session::run(
-                    reader,
-                    write,
-                    peer,
-                    &*store,
-                    SessionConfig::new(MessageVerb::Send),
-                    &shutdown,
-                    None,
-                )
-                .await;
+                let end = Session::new(reader, write, peer, SessionConfig::new(MessageVerb::Send))
+                    .run(&*store, &shutdown)
+                    .await;
                 match end {
                     SessionEnd::Io(err) => tracing::warn!(%peer, %err, "connection failed"),
                     SessionEnd::FramingLost => {
