@@ -184,12 +184,8 @@ impl std::error::Error for Error {}
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let name = config.node_name()?;
     let path = config.dir.join(DATA_FILE);
-    let journal = Journal::open(&path, config.fsync).map_err(|err| {
-        Error::Io(io::Error::new(
-            err.kind(),
-            format!("open {}: {err}", path.display()),
-        ))
-    })?;
+    let journal = Journal::open(&path, config.fsync)
+        .map_err(|err| Error::Io(io::Error::other(format!("open {}: {err}", path.display()))))?;
     tracing::info!(
         %name,
         headnode = %config.headnode,

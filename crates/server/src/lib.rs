@@ -52,9 +52,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let path = config.log_path();
-    let journal = Journal::open(&path, config.fsync).map_err(|err| {
-        io::Error::new(err.kind(), format!("cannot open {}: {err}", path.display()))
-    })?;
+    let journal = Journal::open(&path, config.fsync)
+        .map_err(|err| io::Error::other(format!("cannot open {}: {err}", path.display())))?;
     let store = Arc::new(LogStore::new(journal.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(
