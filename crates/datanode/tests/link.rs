@@ -182,6 +182,17 @@ fn an_invalid_name_is_refused_at_start() {
 }
 
 #[test]
+fn an_invalid_name_exits_as_a_usage_error() {
+    let run = testkit::run(
+        "datanode",
+        &["--name", "bad name", "--headnode", "127.0.0.1:9"],
+        PATIENCE,
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--name"), "{}", run.stderr);
+}
+
+#[test]
 fn sigterm_answers_what_was_accepted_then_exits_zero() {
     let head = FakeHead::new();
     let dir = TempDir::new().unwrap();
