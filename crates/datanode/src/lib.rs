@@ -44,6 +44,10 @@
 //!
 //! The full description of the link is section 9 of `docs/PROTOCOL.md`.
 
+mod error;
+
+pub use error::Error;
+
 use std::{
     future::Future,
     io,
@@ -61,7 +65,7 @@ use journal::{timestamp, Durability, Journal, Record};
 use node::{
     dial::{connect_with_retry, Backoff},
     session::{self, SessionConfig, SessionEnd},
-    Fault, MessageStore, MessageVerb, StoreFuture,
+    MessageStore, MessageVerb, StoreFuture,
 };
 use protocol::{
     command::is_valid_name, sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request,
@@ -165,50 +169,6 @@ pub fn host_name() -> Option<String> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-}
-
-/// Why a datanode stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The configuration cannot work (a bad name); fix it and start again.
-    #[error("{flag}: {reason}")]
-    Config {
-        /// The flag to fix.
-        flag: &'static str,
-        /// What is wrong with it and what to do.
-        reason: String,
-    },
-    /// data.txt could not be opened or created.
-    #[error("cannot open {}: {source} (check --dir)", path.display())]
-    Open {
-        /// The path of data.txt.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: journal::Error,
-    },
-    /// The headnode refused our name as invalid: retrying cannot help.
-    #[error(
-        "the headnode {headnode} refused to register us: {reply} \
-         (it does not accept this --name; choose another)"
-    )]
-    Refused {
-        /// The headnode's address (`--headnode`).
-        headnode: String,
-        /// Its answer to `REGISTER`.
-        reply: ErrorReply,
-    },
-}
-
-impl Error {
-    /// Whose fault it is: a name that we or the headnode refuse is the
-    /// caller's (a usage error: exit status 2), the rest I/O.
-    pub fn fault(&self) -> Fault {
-        match self {
-            Error::Config { .. } | Error::Refused { .. } => Fault::Caller,
-            Error::Open { source, .. } => source.fault(),
-        }
-    }
 }
 
 /// Runs the datanode until `shutdown` is cancelled (or a fatal error).
@@ -491,6 +451,8 @@ impl MessageStore for DataStore {
 
 #[cfg(test)]
 mod tests {
+    use node::Fault;
+
     use super::*;
 
     fn config(name: Option<&str>) -> Config {
