@@ -89,7 +89,7 @@ pub fn block_on<F: std::future::Future>(main: F) -> F::Output {
 /// For the headnode and the datanodes, whose work is one task (the router)
 /// or one session (the link): a work-stealing pool made them pay for
 /// cross-thread wake-ups, futex sleeps and allocator contention on every
-/// batch, about half of their CPU per message (docs/PERFORMANCE.md).
+/// batch, much of their CPU per message (figures in docs/PERFORMANCE.md).
 pub fn block_on_current_thread<F: std::future::Future>(main: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
