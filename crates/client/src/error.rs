@@ -2,7 +2,7 @@
 //!
 //! Each variant is one way a run can fail, named by what failed, and
 //! [`Error::fault`] says whose fault it is, as toydb's errors do: the
-//! caller's ([`Fault::Usage`]: a flag's value cannot work; fix the command
+//! caller's ([`Fault::Caller`]: a flag's value cannot work; fix the command
 //! line), the data's ([`Fault::Data`]: the peer or the input sent something
 //! the protocol does not allow) or the system's ([`Fault::Io`]: a connection,
 //! a file). The binary turns the fault into its exit status.
@@ -12,19 +12,8 @@
 
 use std::{io, path::PathBuf, time::Duration};
 
+pub use node::Fault;
 use protocol::FrameError;
-
-/// Whose fault an [`Error`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The caller's: a flag names something that cannot be used.
-    Usage,
-    /// The data's: bytes from the peer or from the input are not what the
-    /// protocol allows.
-    Data,
-    /// The system's: a connection or a file failed.
-    Io,
-}
 
 /// Why a run, or a ping, failed or stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +46,7 @@ pub enum Error {
         /// The `--connect` address.
         peer: String,
         /// The last attempt's failure.
-        source: io::Error,
+        source: node::Error,
     },
     /// A stop request (SIGTERM, Ctrl-C) came before the connection was made.
     #[error("stopped before connecting to {peer}")]
@@ -108,7 +97,7 @@ impl Error {
     /// Whose fault this is.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::OpenLog { source, .. } if is_bad_path(source.kind()) => Fault::Usage,
+            Error::OpenLog { source, .. } if is_bad_path(source.kind()) => Fault::Caller,
             Error::BadReply { .. } => Fault::Data,
             Error::Input { source } if source.kind() == io::ErrorKind::InvalidData => Fault::Data,
             Error::OpenLog { .. }
@@ -165,8 +154,8 @@ mod tests {
             path: "/x/respuestas.txt".into(),
             source: kind.into(),
         };
-        assert_eq!(open(io::ErrorKind::IsADirectory).fault(), Fault::Usage);
-        assert_eq!(open(io::ErrorKind::PermissionDenied).fault(), Fault::Usage);
+        assert_eq!(open(io::ErrorKind::IsADirectory).fault(), Fault::Caller);
+        assert_eq!(open(io::ErrorKind::PermissionDenied).fault(), Fault::Caller);
         assert_eq!(open(io::ErrorKind::StorageFull).fault(), Fault::Io);
         let input = |kind: io::ErrorKind| Error::Input {
             source: kind.into(),

@@ -46,7 +46,7 @@ use crate::messages::{Draw, Source};
 pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Error> {
     let log = Journal::open(&config.log, Durability::Never).map_err(|source| Error::OpenLog {
         path: config.log.clone(),
-        source,
+        source: source.into(),
     })?;
     let source = if config.stdin {
         Source::stdin()

@@ -1,13 +1,13 @@
 //! The `client` binary: parses the configuration and runs [`client::run`]
 //! (or [`client::ping`]). The exit status is 0 only when every message was
 //! sent and confirmed; 2 when a flag's value cannot work (clap's own
-//! status for a bad command line, and [`client::Fault::Usage`]); 1 for
+//! status for a bad command line, and [`client::Fault::Caller`]); 1 for
 //! every other failure, including a run stopped by SIGTERM or Ctrl-C (after
 //! recording the answers to what it had sent).
 
 use std::process::ExitCode;
 
-use client::{Config, Error, Fault, Summary};
+use client::{Config, Error, Summary};
 
 fn main() -> ExitCode {
     let config = Config::from_env_and_args();
@@ -75,8 +75,5 @@ fn failed(context: &str, err: &Error) -> ExitCode {
 
 /// 2 for the caller's mistakes, as clap exits for a bad command line.
 fn exit_code(err: &Error) -> ExitCode {
-    match err.fault() {
-        Fault::Usage => ExitCode::from(2),
-        Fault::Data | Fault::Io => ExitCode::FAILURE,
-    }
+    node::runtime::exit_code(err.fault())
 }

@@ -29,6 +29,13 @@
 //! the headnode lets it in. `ERR BAD_ARGUMENT` means the headnode rejects
 //! the name itself; retrying cannot help, so the datanode exits with an error.
 //!
+//! # Errors
+//!
+//! [`run`] fails with an [`Error`] only before or instead of serving: a
+//! `--name` that is not valid (checked before dialing) or that the headnode
+//! refuses, both the caller's fault (exit status 2, as for any usage error),
+//! or a data.txt that cannot be opened (I/O, exit status 1).
+//!
 //! # Shutdown
 //!
 //! On SIGTERM or SIGINT the session stops reading, answers every `STORE` it
@@ -36,6 +43,10 @@
 //! process exits with status 0.
 //!
 //! The full description of the link is section 9 of `docs/PROTOCOL.md`.
+
+mod error;
+
+pub use error::Error;
 
 use std::{
     future::Future,
@@ -128,22 +139,25 @@ impl Config {
     pub fn node_name(&self) -> Result<String, Error> {
         let name = match &self.name {
             Some(name) => name.trim().to_owned(),
-            None => host_name().ok_or_else(|| {
-                Error::Config(
-                    "no --name given and the host name is unknown \
-                     (neither /proc/sys/kernel/hostname nor $HOSTNAME)"
-                        .into(),
-                )
+            None => host_name().ok_or_else(|| Error::Config {
+                flag: "--name",
+                reason: "none given and the host name is unknown \
+                         (neither /proc/sys/kernel/hostname nor $HOSTNAME): \
+                         give --name or DATANODE_NAME"
+                    .into(),
             })?,
         };
         if is_valid_name(&name) {
             Ok(name)
         } else {
-            Err(Error::Config(format!(
-                "'{name}' is not a valid datanode name: use 1 to {} characters from \
-                 A-Z a-z 0-9 . _ -",
-                protocol::command::MAX_NAME_LEN
-            )))
+            Err(Error::Config {
+                flag: "--name",
+                reason: format!(
+                    "'{name}' is not a valid datanode name: use 1 to {} characters from \
+                     A-Z a-z 0-9 . _ -",
+                    protocol::command::MAX_NAME_LEN
+                ),
+            })
         }
     }
 }
@@ -157,39 +171,14 @@ pub fn host_name() -> Option<String> {
         .filter(|name| !name.is_empty())
 }
 
-/// Why a datanode stopped.
-#[derive(Debug)]
-pub enum Error {
-    /// The configuration cannot work (a bad name); fix it and start again.
-    Config(String),
-    /// data.txt could not be opened.
-    Io(io::Error),
-    /// The headnode refused our name as invalid: retrying cannot help.
-    Refused(ErrorReply),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Config(reason) => f.write_str(reason),
-            Error::Io(err) => write!(f, "{err}"),
-            Error::Refused(err) => write!(f, "the headnode refused to register us: {err}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
 /// Runs the datanode until `shutdown` is cancelled (or a fatal error).
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let name = config.node_name()?;
     let path = config.dir.join(DATA_FILE);
-    let journal = Journal::open(&path, config.fsync).map_err(|err| {
-        Error::Io(io::Error::new(
-            err.kind(),
-            format!("open {}: {err}", path.display()),
-        ))
-    })?;
+    let journal = match Journal::open(&path, config.fsync) {
+        Ok(journal) => journal,
+        Err(source) => return Err(Error::Open { path, source }),
+    };
     tracing::info!(
         %name,
         headnode = %config.headnode,
@@ -211,7 +200,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                 let idle = config.idle_timeout;
                 match serve_link(stream, &name, &store, max_frame, idle, &shutdown).await {
                     LinkEnd::Shutdown => return Ok(()),
-                    LinkEnd::Fatal(err) => return Err(Error::Refused(err)),
+                    LinkEnd::Fatal(reply) => {
+                        return Err(Error::Refused {
+                            headnode: config.headnode.clone(),
+                            reply,
+                        })
+                    }
                     LinkEnd::Served => backoff.reset(),
                     LinkEnd::Retry => {}
                 }
@@ -417,24 +411,17 @@ impl MessageStore for DataStore {
         for message in &messages {
             record.push(&stamp, message);
         }
-        let journal = self.journal.clone();
-        let mut write = Box::pin(async move {
-            let written = journal.append(record.as_bytes()).await;
-            (record, written)
-        });
-        // Poll once now: the write(2) happens in this call, so data.txt keeps
-        // the order in which the STOREs arrived even though the session may
-        // poll the batches' futures in any order.
-        let started = (&mut write).now_or_never().map(|(record, written)| {
-            *self.spare() = Some(record);
-            written
-        });
+        // The write(2) happens in this call, so data.txt keeps the order in
+        // which the STOREs arrived even though the session may poll the
+        // batches' futures in any order. The bytes are then the kernel's,
+        // so the buffer is free for the next batch at once.
+        let written = self.journal.write(record.as_bytes());
+        *self.spare() = Some(record);
         let name = self.name.clone();
         async move {
-            let written = match started {
-                Some(result) => result,
-                // Waiting for an fsync: that buffer is not reused.
-                None => write.await.1,
+            let written = match written {
+                Ok(written) => written.durable().await,
+                Err(err) => Err(err),
             };
             match written {
                 Ok(()) => messages
@@ -457,6 +444,8 @@ impl MessageStore for DataStore {
 
 #[cfg(test)]
 mod tests {
+    use node::Fault;
+
     use super::*;
 
     fn config(name: Option<&str>) -> Config {
@@ -500,16 +489,38 @@ mod tests {
         assert_eq!(config(Some("datanode1")).node_name().unwrap(), "datanode1");
         assert!(matches!(
             config(Some("../etc")).node_name(),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         assert!(matches!(
             config(Some("two words")).node_name(),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
+        let err = config(Some("bad name")).node_name().unwrap_err();
+        assert_eq!(err.fault(), Fault::Caller);
+        assert_eq!(node::runtime::exit_status(err.fault()), 2);
+        assert!(err.to_string().starts_with("--name: "), "{err}");
         // Without --name the host name is used; on Linux it exists.
         if host_name().is_some_and(|name| is_valid_name(&name)) {
             assert_eq!(config(None).node_name().ok(), host_name());
         }
+    }
+
+    #[test]
+    fn a_refused_name_is_a_usage_error_and_an_unopenable_file_is_not() {
+        let refused = Error::Refused {
+            headnode: "127.0.0.1:10000".into(),
+            reply: ErrorReply::new(ErrorCode::BadArgument, "a node name is 1 to 64 characters"),
+        };
+        assert_eq!(node::runtime::exit_status(refused.fault()), 2);
+        assert!(refused.to_string().contains("127.0.0.1:10000"), "{refused}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, "").unwrap();
+        let path = file.join(DATA_FILE);
+        let source = Journal::open(&path, Durability::Never).unwrap_err();
+        let open = Error::Open { path, source };
+        assert_eq!(node::runtime::exit_status(open.fault()), 1);
+        assert!(open.to_string().contains("not-a-folder"), "{open}");
     }
 
     #[tokio::test]

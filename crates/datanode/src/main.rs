@@ -1,5 +1,7 @@
 //! The `datanode` binary: parses its configuration and runs
-//! [`datanode::run`] until SIGTERM or SIGINT.
+//! [`datanode::run`] until SIGTERM or SIGINT. Exit status: 0 after a clean
+//! shutdown, otherwise [`node::runtime::exit_code`] of the error's fault (2
+//! for a bad `--name`, as for any usage error).
 
 use std::process::ExitCode;
 
@@ -16,7 +18,7 @@ async fn serve(config: datanode::Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
-            ExitCode::FAILURE
+            node::runtime::exit_code(err.fault())
         }
     }
 }

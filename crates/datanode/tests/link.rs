@@ -166,19 +166,28 @@ fn a_refused_name_ends_the_process_with_an_error() {
     assert!(node.stderr().contains("refused"), "{}", node.stderr());
 }
 
+/// Runs a datanode under `name` that has no headnode to reach.
+fn run_named(name: &str) -> testkit::Run {
+    let args = ["--name", name, "--headnode", "127.0.0.1:9"];
+    testkit::run("datanode", &args, PATIENCE)
+}
+
 #[test]
 fn an_invalid_name_is_refused_at_start() {
-    let run = testkit::run(
-        "datanode",
-        &["--name", "no spaces", "--headnode", "127.0.0.1:9"],
-        PATIENCE,
-    );
+    let run = run_named("no spaces");
     assert!(!run.status.success());
     assert!(
         run.stderr.contains("not a valid datanode name"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn an_invalid_name_exits_as_a_usage_error() {
+    let run = run_named("bad name");
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("--name"), "{}", run.stderr);
 }
 
 #[test]

@@ -9,14 +9,28 @@
 //! escaped with [`protocol::escape`], so one record is always exactly one
 //! line. [`Record`] builds them; [`parse_record`] reads one back.
 //!
-//! # Writing
+//! # Writing, then waiting for the disk
 //!
-//! A [`Journal`] owns one file opened with `O_APPEND`. [`Journal::append`]
-//! writes a whole batch of records with a single `write(2)` under a lock, so
-//! records from concurrent writers never interleave inside a line, and a
-//! batch that pipelined requests produced costs one system call. When
-//! `append` returns, the bytes are in the file (the kernel's page cache):
-//! other processes see them and a crash of this process cannot lose them.
+//! A [`Journal`] owns one file opened with `O_APPEND`. Appending a batch is
+//! two steps, so that the order of the lines is fixed by the type rather
+//! than by when a future is first polled:
+//!
+//! 1. [`Journal::write`] is synchronous. It writes the whole batch with a
+//!    single `write(2)` under a lock, so records from concurrent writers
+//!    never interleave inside a line and a batch that pipelined requests
+//!    produced costs one system call. When it returns, the bytes are in the
+//!    file (the kernel's page cache): other processes see them and a crash
+//!    of this process cannot lose them. Batches are in the file in the order
+//!    of the calls, and each gets the next [`Seq`], so a caller that must
+//!    keep the order of arrivals (the sessions, the headnode's passes) only
+//!    has to call `write` in that order.
+//! 2. [`Written::durable`] then waits as the durability mode requires (see
+//!    below); only after it returns `Ok` may the batch be confirmed to
+//!    anyone. [`Journal::sync_through`] forces any mode's writes up to a
+//!    [`Seq`] to disk.
+//!
+//! [`Journal::append`] does both in one call, for callers to which the order
+//! across batches does not matter.
 //!
 //! # Durability
 //!
@@ -25,11 +39,11 @@
 //! - `never`: the kernel writes the page cache back when it likes (about 30 s
 //!   on Linux). A process crash loses nothing confirmed; a power loss or
 //!   kernel crash can lose what was confirmed in the last ~30 s.
-//! - `always`: `append` returns only after `fdatasync(2)` covered the batch.
-//!   Nothing confirmed is lost, even on power loss. Appends that arrive while
-//!   a sync is running wait for the next one, which then covers all of them
-//!   at once (group commit): throughput grows with concurrency instead of
-//!   being one disk flush per message.
+//! - `always`: [`Written::durable`] returns only after `fdatasync(2)` covered
+//!   the batch. Nothing confirmed is lost, even on power loss. Batches
+//!   written while a sync is running wait for the next one, which then
+//!   covers all of them at once (group commit): throughput grows with
+//!   concurrency instead of being one disk flush per message.
 //! - an interval such as `1s`: a background task syncs at least that often
 //!   while there are unsynced writes. A process crash loses nothing; a power
 //!   loss can lose what was confirmed in the last interval.
@@ -40,13 +54,13 @@
 //!
 //! # Failures
 //!
-//! A failed write is cut off at once (see [`Journal::append`]). A failed
+//! A failed write is cut off at once (see [`Journal::write`]). A failed
 //! sync is different: Linux reports a write-back error once and may then
 //! mark the pages clean, so a later sync that succeeds proves nothing about
 //! the records before it. After a failed sync, or a failed write that could
-//! not be cut off, the journal therefore refuses every later append and
-//! sync: the node answers `ERR STORAGE` rather than confirm what may not be
-//! on disk, and an operator must look at the disk. What was confirmed
+//! not be cut off, the journal therefore refuses every later write and
+//! sync ([`Error::Failed`]): the node answers `ERR STORAGE` rather than
+//! confirm what may not be on disk, and an operator must look at the disk. What was confirmed
 //! before the failure stays confirmed; with an interval, records confirmed
 //! since the previous sync may be lost on a power loss, as that mode allows.
 //!
@@ -57,15 +71,27 @@
 //! of its own. The cut record was never confirmed: confirmation follows a
 //! complete write.
 
+//!
+//! # Errors
+//!
+//! Every fallible call returns an [`Error`], whose [`Error::fault`] says
+//! whether the caller, the data or I/O is to blame ([`Fault`]); the binaries
+//! turn that into their exit status. Only [`Journal::append`] still answers
+//! in `io::Result`, for the callers written against it before [`Error`]
+//! existed.
+
 mod durability;
+mod error;
+mod file;
 mod record;
 
 pub use durability::{parse_duration, Durability};
+pub use error::{Error, Fault};
 pub use record::{parse_record, timestamp, Record};
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{self, Read, Seek, SeekFrom, Write},
+    fs::File,
+    io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock, Weak},
     time::Duration,
@@ -73,10 +99,53 @@ use std::{
 
 use tokio::sync::Notify;
 
+use crate::file::Appender;
+
 /// An append-only log file. Cheap to clone; clones share the file.
 #[derive(Clone, Debug)]
 pub struct Journal {
     inner: Arc<Inner>,
+}
+
+/// The number of a written batch: the n-th [`Journal::write`] of a journal
+/// (since it was opened) returns `Seq` n, and a higher number is later in
+/// the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(u64);
+
+impl Seq {
+    /// The number, from 1; 0 stands for an empty batch, which wrote nothing.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// A batch that [`Journal::write`] put in the file, not yet confirmed.
+///
+/// Await [`Written::durable`] before confirming it: with `--fsync always`
+/// that is when `fdatasync` has covered it.
+#[derive(Debug)]
+#[must_use = "the batch is written but not yet durable: await `durable()` before confirming it"]
+pub struct Written {
+    journal: Journal,
+    seq: Seq,
+}
+
+impl Written {
+    /// The batch's sequence number.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// Waits until the batch is as durable as the journal's mode promises:
+    /// on disk with [`Durability::Always`], at once otherwise (the other
+    /// modes confirm what is in the file).
+    pub async fn durable(self) -> Result<(), Error> {
+        if self.journal.inner.durability == Durability::Always {
+            self.journal.sync_through(self.seq).await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -85,7 +154,7 @@ struct Inner {
     durability: Durability,
     file: Mutex<Appender>,
     /// A second handle on the same file, so that a sync does not hold the
-    /// write lock: appends go on while the disk flushes.
+    /// write lock: writes go on while the disk flushes.
     sync_file: Arc<File>,
     sync: Mutex<SyncState>,
     synced: Notify,
@@ -97,50 +166,11 @@ struct Inner {
     fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
-/// The write end of the file and its length, known without a system call.
-#[derive(Debug)]
-struct Appender {
-    file: File,
-    /// Length of the file after the last complete append.
-    len: u64,
-}
-
-impl Appender {
-    /// Writes `records` whole, or puts the file back as it was.
-    ///
-    /// A failed `write_all` (disk full, quota) may leave part of the batch
-    /// in the file; cutting it off at once keeps the next record on a line
-    /// of its own and keeps unconfirmed text out of the log.
-    /// `Err` carries the write's error, and whether the file could be put
-    /// back (`false`: it may end in a partial batch).
-    fn append(&mut self, records: &[u8]) -> Result<(), (io::Error, bool)> {
-        match self.file.write_all(records) {
-            Ok(()) => {
-                self.len += records.len() as u64;
-                Ok(())
-            }
-            Err(err) => Err((err, self.rollback())),
-        }
-    }
-
-    /// Cuts the file back to its last complete append; `false` if it could
-    /// not.
-    fn rollback(&mut self) -> bool {
-        match self.file.set_len(self.len) {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::error!(%err, "could not cut a partly written batch");
-                false
-            }
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct SyncState {
-    /// Number of appends written so far; an append's sequence number.
+    /// Number of batches written so far: the last [`Seq`] issued.
     written: u64,
-    /// Every append up to this sequence number is on disk.
+    /// Every batch up to this sequence number is on disk.
     synced: u64,
     /// Whether a sync is running (its caller is the group's leader).
     syncing: bool,
@@ -152,63 +182,19 @@ impl Journal {
     /// With [`Durability::Interval`] this spawns a flusher task, so it must
     /// be called within a Tokio runtime; the task ends when the last clone of
     /// the journal is dropped.
-    pub fn open(path: impl AsRef<Path>, durability: Durability) -> io::Result<Journal> {
+    pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Journal, Error> {
         let path = path.as_ref().to_path_buf();
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
+        let opened = file::open(&path, durability)
+            .and_then(|(file, len)| Ok((file.try_clone()?, file, len)));
+        let (sync_file, file, len) = match opened {
+            Ok(opened) => opened,
+            Err(source) => return Err(Error::Open { path, source }),
         };
-        // The folders whose entries change: the file's own, and each one
-        // created on the way to it, up to the first that existed.
-        let mut changed = vec![dir.clone()];
-        let mut ancestor = dir.as_path();
-        while !ancestor.exists() {
-            let parent = match ancestor.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                Some(_) => Path::new("."),
-                None => break,
-            };
-            changed.push(parent.to_path_buf());
-            ancestor = parent;
-        }
-        std::fs::create_dir_all(&dir)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
-        if let Some(cut) = cut_torn_tail(&mut file)? {
-            tracing::warn!(path = %path.display(), bytes = cut, "cut an incomplete last line");
-        }
-        if durability != Durability::Never {
-            // What an earlier run left in the page cache, the cut above, and
-            // the entries that make the file findable after a power loss.
-            file.sync_all()?;
-            for dir in &changed {
-                match sync_dir(dir) {
-                    Ok(()) => {}
-                    // Some file systems (certain FUSE and network mounts)
-                    // cannot sync a folder: not a reason to refuse to run.
-                    Err(err)
-                        if matches!(
-                            err.kind(),
-                            io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
-                        ) =>
-                    {
-                        tracing::warn!(dir = %dir.display(), %err,
-                            "cannot sync this folder: a new file in it may not survive a power loss");
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-        }
-        let len = file.seek(SeekFrom::End(0))?;
-        let sync_file = Arc::new(file.try_clone()?);
         let inner = Arc::new(Inner {
             path,
             durability,
             file: Mutex::new(Appender { file, len }),
-            sync_file,
+            sync_file: Arc::new(sync_file),
             sync: Mutex::new(SyncState::default()),
             synced: Notify::new(),
             failed: OnceLock::new(),
@@ -231,64 +217,90 @@ impl Journal {
         self.inner.durability
     }
 
-    /// Appends `records` (whole lines, each ending in `\n`) with one write,
-    /// then waits as the durability mode requires.
+    /// Writes `records` (whole lines, each ending in `\n`) with one
+    /// `write(2)`, now, whatever the durability mode; see [`Written`] for
+    /// what to await before confirming them.
     ///
-    /// On error nothing of the batch may be confirmed. A failed write is
-    /// cut off the file; after a failed sync every later call fails too
-    /// (see "Failures" above).
-    pub async fn append(&self, records: &[u8]) -> io::Result<()> {
+    /// A failed write is cut off the file again; after a failure that
+    /// leaves the file untrustworthy every later call fails too (see
+    /// "Failures" above). An empty batch writes nothing.
+    pub fn write(&self, records: &[u8]) -> Result<Written, Error> {
         self.inner.check()?;
         if records.is_empty() {
-            return Ok(());
+            return Ok(self.written(Seq(0)));
         }
         debug_assert!(records.ends_with(b"\n"), "records must be whole lines");
-        let seq = self.write(records)?;
-        if self.inner.durability == Durability::Always {
-            self.sync_through(seq).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes without waiting for the disk, whatever the mode. Returns the
-    /// append's sequence number.
-    fn write(&self, records: &[u8]) -> io::Result<u64> {
         // A write of a few kilobytes to the page cache takes about a
         // microsecond: cheaper than handing it to a blocking thread.
         let mut file = self.inner.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err((err, cut_off)) = file.append(records) {
+        if let Err((source, cut_off)) = file.append(records) {
             if !cut_off {
                 self.inner
-                    .fail(format!("a failed write could not be cut off: {err}"));
+                    .fail(format!("a failed write could not be cut off: {source}"));
             }
-            return Err(err);
+            return Err(Error::Write {
+                path: self.inner.path.clone(),
+                source,
+            });
         }
         // Numbered under the file lock, so sequence order is file order.
-        let mut sync = self.inner.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sync = self.inner.lock_sync();
         sync.written += 1;
-        Ok(sync.written)
+        Ok(self.written(Seq(sync.written)))
     }
 
-    /// Makes every append made so far durable.
-    pub async fn sync(&self) -> io::Result<()> {
+    fn written(&self, seq: Seq) -> Written {
+        Written {
+            journal: self.clone(),
+            seq,
+        }
+    }
+
+    /// [`write`](Journal::write), then [`durable`](Written::durable): for
+    /// callers to which the order across batches does not matter (it is the
+    /// order in which the futures are first polled).
+    ///
+    /// Answers in `io::Result`, as it did before [`Error`] existed, for the
+    /// callers not yet moved to `write` (the headnode's driver, the client):
+    /// the error's text and kind are kept.
+    pub async fn append(&self, records: &[u8]) -> io::Result<()> {
+        self.write(records)?.durable().await?;
+        Ok(())
+    }
+
+    /// Makes every batch written so far durable.
+    pub async fn sync(&self) -> Result<(), Error> {
         self.inner.check()?;
         let seq = self.inner.lock_sync().written;
-        self.sync_through(seq).await
+        self.sync_through(Seq(seq)).await
     }
 
-    /// Waits until append `seq` is on disk, leading a sync if none is running.
-    async fn sync_through(&self, seq: u64) -> io::Result<()> {
+    /// Waits until batch `seq` and every one before it are on disk, in any
+    /// durability mode, leading a sync if none is running. Concurrent
+    /// callers share syncs (group commit).
+    ///
+    /// `seq` must come from this journal's [`write`](Journal::write):
+    /// another's is refused as [`Error::UnknownSeq`] if this one has not
+    /// written that many batches.
+    pub async fn sync_through(&self, seq: Seq) -> Result<(), Error> {
         loop {
             let notified = self.inner.synced.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let target = {
                 let mut sync = self.inner.lock_sync();
-                if sync.synced >= seq {
+                if sync.synced >= seq.0 {
                     return Ok(());
                 }
-                // A leader's sync failed: this append is not on disk.
+                // A leader's sync failed: this batch is not on disk.
                 self.inner.check()?;
+                if seq.0 > sync.written {
+                    return Err(Error::UnknownSeq {
+                        path: self.inner.path.clone(),
+                        seq,
+                        written: sync.written,
+                    });
+                }
                 if sync.syncing {
                     None
                 } else {
@@ -310,14 +322,13 @@ impl Inner {
     }
 
     /// `Err` once the journal has failed for good.
-    fn check(&self) -> io::Result<()> {
+    fn check(&self) -> Result<(), Error> {
         match self.failed.get() {
             None => Ok(()),
-            Some(reason) => Err(io::Error::other(format!(
-                "{} takes no more writes after an earlier failure ({reason}); \
-                 check the disk and restart",
-                self.path.display()
-            ))),
+            Some(reason) => Err(Error::Failed {
+                path: self.path.clone(),
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -327,9 +338,9 @@ impl Inner {
         let _ = self.failed.set(reason);
     }
 
-    /// Syncs the file, covering every append numbered up to `target`.
+    /// Syncs the file, covering every batch numbered up to `target`.
     /// Called by the one task that set `syncing`.
-    async fn run_sync(&self, target: u64) -> io::Result<()> {
+    async fn run_sync(&self, target: u64) -> Result<(), Error> {
         let file = Arc::clone(&self.sync_file);
         #[cfg(test)]
         let fail = self
@@ -360,7 +371,10 @@ impl Inner {
         }
         // Wake everyone: those covered return, the others elect a new leader.
         self.synced.notify_waiters();
-        result
+        result.map_err(|source| Error::Sync {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -378,206 +392,5 @@ async fn flush_periodically(inner: Weak<Inner>, every: Duration) {
     }
 }
 
-/// Syncs a folder, so that the entries created in it survive a power loss.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        // Folders cannot be opened for syncing there; NTFS journals them.
-        let _ = dir;
-        Ok(())
-    }
-}
-
-/// Truncates `file` after its last newline. Returns how many bytes were cut.
-fn cut_torn_tail(file: &mut File) -> io::Result<Option<u64>> {
-    let len = file.seek(SeekFrom::End(0))?;
-    if len == 0 {
-        return Ok(None);
-    }
-    // Look back in chunks for the last newline.
-    let mut end = len;
-    let mut chunk = vec![0u8; 4096];
-    loop {
-        let start = end.saturating_sub(chunk.len() as u64);
-        let buf = &mut chunk[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(buf)?;
-        if let Some(at) = buf.iter().rposition(|&b| b == b'\n') {
-            let keep = start + at as u64 + 1;
-            return truncate_to(file, len, keep);
-        }
-        if start == 0 {
-            return truncate_to(file, len, 0);
-        }
-        end = start;
-    }
-}
-
-fn truncate_to(file: &mut File, len: u64, keep: u64) -> io::Result<Option<u64>> {
-    if keep == len {
-        return Ok(None);
-    }
-    file.set_len(keep)?;
-    Ok(Some(len - keep))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(journal: &Journal) -> String {
-        std::fs::read_to_string(journal.path()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn appends_whole_lines_and_creates_the_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path().join("a/b/log.txt"), Durability::Never).unwrap();
-        journal.append(b"one\n").await.unwrap();
-        journal.append(b"two\nthree\n").await.unwrap();
-        assert_eq!(read(&journal), "one\ntwo\nthree\n");
-    }
-
-    #[tokio::test]
-    async fn reopening_appends_after_existing_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.txt");
-        Journal::open(&path, Durability::Never)
-            .unwrap()
-            .append(b"first\n")
-            .await
-            .unwrap();
-        Journal::open(&path, Durability::Never)
-            .unwrap()
-            .append(b"second\n")
-            .await
-            .unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\nsecond\n");
-    }
-
-    #[tokio::test]
-    async fn a_torn_last_line_is_cut_at_every_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data.txt");
-        let whole = "2019-10-05 02:50:15 -> Hola\n2019-10-05 02:50:15 -> Adiós\n";
-        for cut in 0..=whole.len() {
-            std::fs::write(&path, &whole.as_bytes()[..cut]).unwrap();
-            let journal = Journal::open(&path, Durability::Never).unwrap();
-            journal.append(b"next\n").await.unwrap();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let kept = whole.as_bytes()[..cut]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |at| at + 1);
-            assert_eq!(text, format!("{}next\n", &whole[..kept]), "cut at {cut}");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_partly_written_batch_is_cut_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path().join("log.txt"), Durability::Never).unwrap();
-        journal.append(b"kept\n").await.unwrap();
-        {
-            // What a write that failed halfway leaves behind.
-            let mut appender = journal.inner.file.lock().unwrap();
-            appender.file.write_all(b"half of a ba").unwrap();
-            assert!(appender.rollback());
-        }
-        journal.append(b"next\n").await.unwrap();
-        assert_eq!(read(&journal), "kept\nnext\n");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_never_interleave_and_always_mode_syncs() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path().join("log.txt"), Durability::Always).unwrap();
-        let mut tasks = Vec::new();
-        for writer in 0..16 {
-            let journal = journal.clone();
-            tasks.push(tokio::spawn(async move {
-                for n in 0..50 {
-                    let line = format!("{writer}:{n}:{}\n", "x".repeat(writer * 10));
-                    journal.append(line.as_bytes()).await.unwrap();
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let text = read(&journal);
-        assert_eq!(text.lines().count(), 16 * 50);
-        for line in text.lines() {
-            let mut parts = line.split(':');
-            let writer: usize = parts.next().unwrap().parse().unwrap();
-            parts.next().unwrap();
-            assert_eq!(parts.next().unwrap(), "x".repeat(writer * 10));
-        }
-        let sync = journal.inner.lock_sync();
-        assert_eq!(
-            sync.synced, sync.written,
-            "every append was covered by a sync"
-        );
-        assert!(!sync.syncing);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn after_a_failed_sync_nothing_more_is_confirmed() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path().join("log.txt"), Durability::Always).unwrap();
-        journal.append(b"synced\n").await.unwrap();
-        journal
-            .inner
-            .fail_next_sync
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        // A group of appends waiting on the failing sync: none succeeds,
-        // neither the leader nor those that would lead the next sync.
-        let tasks: Vec<_> = (0..8)
-            .map(|n| {
-                let journal = journal.clone();
-                tokio::spawn(async move { journal.append(format!("{n}\n").as_bytes()).await })
-            })
-            .collect();
-        for task in tasks {
-            assert!(task.await.unwrap().is_err());
-        }
-        let err = journal.append(b"later\n").await.unwrap_err();
-        assert!(err.to_string().contains("earlier failure"), "{err}");
-        assert!(journal.sync().await.is_err());
-        // Nothing was written after the failure was known.
-        assert!(!read(&journal).contains("later"));
-    }
-
-    #[tokio::test]
-    async fn durable_modes_sync_the_new_file_and_its_new_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new/folders/log.txt");
-        let journal = Journal::open(&path, Durability::Always).unwrap();
-        journal.append(b"x\n").await.unwrap();
-        assert_eq!(read(&journal), "x\n");
-        // A relative path without a folder syncs the current one.
-        assert!(sync_dir(Path::new(".")).is_ok());
-    }
-
-    #[tokio::test]
-    async fn interval_mode_syncs_in_the_background() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(
-            dir.path().join("log.txt"),
-            Durability::Interval(Duration::from_millis(10)),
-        )
-        .unwrap();
-        journal.append(b"x\n").await.unwrap();
-        for _ in 0..500 {
-            if journal.inner.lock_sync().synced == 1 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the flusher never synced");
-    }
-}
+mod tests;

@@ -55,9 +55,10 @@ impl Record {
 
 /// The current local time as the seed's files write it: `2019-10-05 01:57:38`.
 pub fn timestamp() -> String {
-    // Converting to local time and formatting costs about 300 ns, and the
-    // headnode and datanodes stamp every batch; within one second the text
-    // is the same, so each thread keeps the last one. The second is read
+    // Converting to local time and formatting is costly (figures in
+    // docs/PERFORMANCE.md), and the headnode and datanodes stamp every
+    // batch; within one second the text is the same, so each thread keeps
+    // the last one. The second is read
     // from the same instant that is then formatted, so the cache can never
     // pair a second with the text of another; a new second is converted
     // afresh, so a change of the UTC offset shows from its first second.

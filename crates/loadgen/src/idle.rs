@@ -16,7 +16,7 @@ use tokio::{
 };
 use tokio_util::codec::Decoder;
 
-use crate::{config::Config, stats::rss_kib, IdleReport};
+use crate::{config::Config, proc, stats::rss_kib, Error, IdleReport};
 
 /// Connections opened concurrently.
 const CHUNK: usize = 200;
@@ -26,8 +26,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens `count` connections, reads the memory of `--rss-pid` while they are
 /// all open, then closes them.
-pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> io::Result<IdleReport> {
-    let rss_before_kib = config.rss_pid.map(rss_kib).transpose()?;
+pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> Result<IdleReport, Error> {
+    let rss = |pid| proc("--rss-pid", pid, rss_kib);
+    let rss_before_kib = config.rss_pid.map(rss).transpose()?;
     let mut open = Vec::with_capacity(count);
     let mut failed = 0;
     let mut first_error = None;
@@ -49,7 +50,7 @@ pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> io::Result
     if let Some(err) = first_error {
         tracing::warn!(%err, failed, "idle connections failed; the first error");
     }
-    let rss_kib = config.rss_pid.map(rss_kib).transpose()?;
+    let rss_kib = config.rss_pid.map(rss).transpose()?;
     let accepted = open.len();
     drop(open);
     Ok(IdleReport {

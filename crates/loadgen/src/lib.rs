@@ -29,6 +29,7 @@
 //! ceiling, measured against a trivial sink (`examples/sink.rs`).
 
 pub mod config;
+mod error;
 mod idle;
 mod load;
 pub mod stats;
@@ -43,6 +44,7 @@ use futures::future::join_all;
 use tokio::net::TcpStream;
 
 pub use config::Config;
+pub use error::Error;
 pub use stats::{IdleReport, Latencies, LoadReport};
 
 /// The result of a run, in either mode.
@@ -75,22 +77,23 @@ impl Outcome {
 }
 
 /// Runs the configured measurement on a runtime of `config.threads` threads.
-pub fn run(config: &Config) -> io::Result<Outcome> {
+pub fn run(config: &Config) -> Result<Outcome, Error> {
     let runtime = if config.threads.get() == 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.get())
             .enable_all()
-            .build()?
+            .build()
     };
+    let runtime = runtime.map_err(|source| Error::Runtime { source })?;
     runtime.block_on(run_async(config))
 }
 
 /// Runs the configured measurement on the current runtime.
-pub async fn run_async(config: &Config) -> io::Result<Outcome> {
+pub async fn run_async(config: &Config) -> Result<Outcome, Error> {
     let addr = resolve(&config.connect).await?;
     match config.idle_connections {
         Some(count) => idle::hold(config, addr, count).await.map(Outcome::Idle),
@@ -100,12 +103,31 @@ pub async fn run_async(config: &Config) -> io::Result<Outcome> {
     }
 }
 
-async fn resolve(target: &str) -> io::Result<SocketAddr> {
+async fn resolve(target: &str) -> Result<SocketAddr, Error> {
     tokio::net::lookup_host(target)
-        .await?
+        .await
+        .map_err(|source| Error::Resolve {
+            target: target.to_owned(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{target}: no address")))
+        .ok_or_else(|| Error::NoAddress {
+            target: target.to_owned(),
+        })
 }
+
+/// Reads `/proc` for process `pid` with `read` ([`stats::cpu_time`],
+/// [`stats::rss_kib`]); `what` names the flag that gave the PID.
+pub(crate) fn proc<T>(
+    what: &'static str,
+    pid: u32,
+    read: fn(u32) -> io::Result<T>,
+) -> Result<T, Error> {
+    read(pid).map_err(|source| Error::Proc { what, pid, source })
+}
+
+/// How [`Error::Proc`] names the generator's own process.
+const OWN: &str = "loadgen itself";
 
 /// Opens a connection with Nagle's algorithm off, as the nodes do: a
 /// request must leave at once, not wait for the previous reply's ACK.
@@ -115,7 +137,7 @@ pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
+async fn load(config: &Config, addr: SocketAddr) -> Result<LoadReport, Error> {
     let request = config.request_frame();
     let connections = config.connections.get();
     let streams = join_all((0..connections).map(|_| connect(addr))).await;
@@ -135,8 +157,8 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
         cpu: Vec::new(),
     };
     if streams.iter().all(Result::is_err) {
-        if let Some(Err(err)) = streams.into_iter().next() {
-            return Err(io::Error::new(err.kind(), format!("{addr}: {err}")));
+        if let Some(Err(source)) = streams.into_iter().next() {
+            return Err(Error::Connect { addr, source });
         }
         return Ok(report);
     }
@@ -145,9 +167,9 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
     let cpu_before = config
         .cpu_pids
         .iter()
-        .map(|&pid| stats::cpu_time(pid))
-        .collect::<io::Result<Vec<_>>>()?;
-    let own_before = stats::cpu_time(own)?;
+        .map(|&pid| proc("--cpu-pids", pid, stats::cpu_time))
+        .collect::<Result<Vec<_>, _>>()?;
+    let own_before = proc(OWN, own, stats::cpu_time)?;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
     for (index, stream) in streams.into_iter().enumerate() {
@@ -170,21 +192,20 @@ async fn load(config: &Config, addr: SocketAddr) -> io::Result<LoadReport> {
         }
     }
     for task in tasks {
-        let result = task.await.map_err(io::Error::other)?;
+        let result = task.await.map_err(|source| Error::Task { source })?;
         report.sent += result.sent;
         report.confirmed += result.confirmed;
         report.latencies.merge(&result.latencies);
         report.errors.merge(&result.errors);
     }
     report.elapsed = start.elapsed();
-    report.own_cpu = stats::cpu_time(own)?.saturating_sub(own_before);
+    report.own_cpu = proc(OWN, own, stats::cpu_time)?.saturating_sub(own_before);
     for (&pid, before) in config.cpu_pids.iter().zip(cpu_before) {
-        report
-            .cpu
-            .push((pid, stats::cpu_time(pid)?.saturating_sub(before)));
+        let used = proc("--cpu-pids", pid, stats::cpu_time)?.saturating_sub(before);
+        report.cpu.push((pid, used));
     }
     if let Some(pid) = config.rss_pid {
-        report.rss_kib = Some(stats::rss_kib(pid)?);
+        report.rss_kib = Some(proc("--rss-pid", pid, stats::rss_kib)?);
     }
     Ok(report)
 }
@@ -327,5 +348,26 @@ mod tests {
         assert!(run_async(&config(addr, &["--messages", "5"]))
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_node_that_is_not_up_is_an_io_failure_naming_its_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = run_async(&config(addr, &["--messages", "5"]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert_eq!(node::runtime::exit_status(err.fault()), 1);
+        let pid = u32::MAX.to_string();
+        let err = run_async(&config(
+            addr,
+            &["--idle-connections", "1", "--rss-pid", &pid],
+        ))
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("--rss-pid"), "{err}");
     }
 }

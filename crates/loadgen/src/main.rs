@@ -1,6 +1,8 @@
 //! `loadgen`: see the library docs. Exit status: 0 when every message was
 //! confirmed (or every idle connection accepted), 2 when the run had errors,
-//! 1 when it could not run at all.
+//! and when it could not run at all [`node::runtime::exit_code`] of the
+//! error's fault (1: every [`loadgen::Error`] is I/O; clap's usage errors
+//! are 2).
 
 use std::process::ExitCode;
 
@@ -20,7 +22,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             eprintln!("loadgen: {err}");
-            ExitCode::FAILURE
+            node::runtime::exit_code(err.fault())
         }
     }
 }

@@ -5,8 +5,17 @@
 //! datanode) therefore retry with exponential back-off and jitter, resolving
 //! the name again on each attempt: a service's address can change when its
 //! container is recreated.
+//!
+//! The jitter is what the AWS Architecture Blog's "Exponential Backoff And
+//! Jitter" calls *equal jitter*: each delay is drawn from
+//! `[ceiling/2, ceiling]`, where the ceiling doubles. Unlike *full jitter*
+//! (`[0, ceiling]`) it never retries at once, which keeps a node that
+//! restarts in a loop from hammering its peer, while still spreading out
+//! nodes restarted together.
 
 use std::{io, time::Duration};
+
+use crate::Error;
 
 use rand::Rng;
 use tokio::{net::TcpStream, time::Instant};
@@ -32,7 +41,8 @@ pub fn parse_host_port(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// Exponential back-off with full jitter, between `initial` and `max`.
+/// Exponential back-off with equal jitter (see the module docs): delays
+/// between half of `initial` and `max`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
@@ -50,8 +60,9 @@ impl Backoff {
         }
     }
 
-    /// The next delay to wait: random in `[current/2, current]`, so that
-    /// many nodes restarted together do not retry in lockstep.
+    /// The next delay to wait: random in `[current/2, current]` (equal
+    /// jitter), so that many nodes restarted together do not retry in
+    /// lockstep; then the ceiling `current` doubles, up to `max`.
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.current;
         self.current = (self.current * 2).min(self.max);
@@ -84,7 +95,7 @@ const LAST_ATTEMPT: Duration = Duration::from_millis(100);
 /// with a host that drops packets) ends at the deadline, the last pause is
 /// cut short so that a last attempt is made at the deadline, and that one
 /// gets 100 ms at most.
-pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Result<TcpStream> {
+pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> Result<TcpStream, Error> {
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut backoff = Backoff::default();
     let mut attempts = 0u32;
@@ -102,8 +113,13 @@ pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Re
         };
         let err = match result {
             Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
+                return match stream.set_nodelay(true) {
+                    Ok(()) => Ok(stream),
+                    Err(source) => Err(Error::Socket {
+                        addr: addr.to_owned(),
+                        source,
+                    }),
+                };
             }
             Err(err) => err,
         };
@@ -111,10 +127,11 @@ pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> io::Re
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(
-                    err.kind(),
-                    format!("could not connect to {addr} after {attempts} attempts: {err}"),
-                ));
+                return Err(Error::Unreachable {
+                    addr: addr.to_owned(),
+                    attempts,
+                    source: err,
+                });
             }
             delay = delay.min(left);
         }

@@ -9,14 +9,21 @@
 //!   nodes that start before their peer is up (the client, the datanode).
 //! - [`multicast`]: UDP multicast sockets for the heartbeat, with the
 //!   sending and joining interfaces set explicitly.
-//! - [`runtime`]: logging set-up and the SIGINT/SIGTERM shutdown signal.
+//! - [`runtime`]: logging set-up, the SIGINT/SIGTERM shutdown signal, and
+//!   the one mapping from an error's [`Fault`] to a binary's exit status.
+//!
+//! The crate's own failures are an [`Error`] (dialing); like every crate's
+//! error it says whose fault it is.
 
 pub mod dial;
+mod error;
 pub mod listener;
 pub mod multicast;
 pub mod runtime;
 pub mod session;
 
 pub use dial::parse_host_port;
+pub use error::Error;
 pub use journal::parse_duration;
+pub use journal::Fault;
 pub use session::{MessageStore, MessageVerb, StoreFuture, StoreResult};

@@ -1,9 +1,39 @@
-//! Process set-up shared by the binaries: logging and shutdown signals.
+//! Process set-up shared by the binaries: logging, shutdown signals, and
+//! exit statuses.
+//!
+//! # Exit statuses
+//!
+//! Every binary exits 0 on success and otherwise with [`exit_code`] of its
+//! error's [`Fault`]: 2 for the caller's fault (a usage error: a flag or
+//! setting that cannot work), as clap does for a flag it cannot parse, and
+//! 1 for anything else (the data, the disk, the network). A usage error
+//! found after parsing, such as a datanode name that is not valid, thus
+//! exits as a malformed flag does.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, process::ExitCode};
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+pub use journal::Fault;
+
+/// The exit status for a usage error, as clap uses for a bad flag.
+pub const USAGE_ERROR: u8 = 2;
+
+/// The exit status for a failure whose fault is `fault`: [`USAGE_ERROR`]
+/// (2) for [`Fault::Caller`], 1 otherwise. The one mapping every binary
+/// uses (see the module docs).
+pub fn exit_status(fault: Fault) -> u8 {
+    match fault {
+        Fault::Caller => USAGE_ERROR,
+        Fault::Data | Fault::Io => 1,
+    }
+}
+
+/// [`exit_status`] as what `main` returns.
+pub fn exit_code(fault: Fault) -> ExitCode {
+    ExitCode::from(exit_status(fault))
+}
 
 /// Logs to stderr with `tracing`, at the level `RUST_LOG` gives (default
 /// `info`). Colours only when stderr is a terminal, so that log files and
@@ -59,7 +89,7 @@ pub fn block_on<F: std::future::Future>(main: F) -> F::Output {
 /// For the headnode and the datanodes, whose work is one task (the router)
 /// or one session (the link): a work-stealing pool made them pay for
 /// cross-thread wake-ups, futex sleeps and allocator contention on every
-/// batch, about half of their CPU per message (docs/PERFORMANCE.md).
+/// batch, much of their CPU per message (figures in docs/PERFORMANCE.md).
 pub fn block_on_current_thread<F: std::future::Future>(main: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -119,4 +149,18 @@ async fn wait_for_signal() {
 #[cfg(not(unix))]
 async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_exit_2_and_every_other_failure_1() {
+        assert_eq!(exit_status(Fault::Caller), 2);
+        assert_eq!(exit_status(Fault::Data), 1);
+        assert_eq!(exit_status(Fault::Io), 1);
+        assert_eq!(exit_code(Fault::Caller), ExitCode::from(2));
+        assert_eq!(exit_code(Fault::Io), ExitCode::FAILURE);
+    }
 }

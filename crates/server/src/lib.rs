@@ -25,12 +25,14 @@
 //! journal is synced (unless `--fsync never`) and [`run`] returns.
 
 mod config;
+mod error;
 mod store;
 
 pub use config::{Config, LOG_FILE};
+pub use error::Error;
 pub use store::{sender, LogStore};
 
-use std::{io, sync::Arc};
+use std::sync::Arc;
 
 use journal::{Durability, Journal};
 use node::{
@@ -45,18 +47,22 @@ use tokio_util::{codec::FramedRead, sync::CancellationToken};
 ///
 /// `config.listen` is not used: the caller binds (tests bind `127.0.0.1:0`).
 /// Logs `listening on <addr>` once ready. Returns an error only if the log
-/// file cannot be opened; write errors later are answered `ERR STORAGE`.
+/// file cannot be opened (before listening is logged); write errors later
+/// are answered `ERR STORAGE`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> io::Result<()> {
+) -> Result<(), Error> {
     let path = config.log_path();
-    let journal = Journal::open(&path, config.fsync).map_err(|err| {
-        io::Error::new(err.kind(), format!("cannot open {}: {err}", path.display()))
-    })?;
+    let journal = match Journal::open(&path, config.fsync) {
+        Ok(journal) => journal,
+        Err(source) => return Err(Error::Open { path, source }),
+    };
     let store = Arc::new(LogStore::new(journal.clone()));
-    let addr = listener.local_addr()?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| Error::Listener { source })?;
     tracing::info!(
         log = %path.display(),
         fsync = %config.fsync,
@@ -161,5 +167,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("cannot open"), "{err}");
+        assert_eq!(
+            err.fault(),
+            journal::Fault::Io,
+            "exits 1, not as a usage error"
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! The `server` binary: parses the configuration, binds, and runs
-//! [`server::run`] until SIGINT or SIGTERM.
+//! [`server::run`] until SIGINT or SIGTERM. Exit status: 0 after a clean
+//! shutdown, otherwise [`node::runtime::exit_code`] of the error's fault.
 
 use std::process::ExitCode;
+
+use node::{runtime::exit_code, Fault};
 
 fn main() -> ExitCode {
     let config: server::Config = node::runtime::parse_config("SERVER_");
@@ -14,7 +17,7 @@ async fn serve(config: server::Config) -> ExitCode {
         Ok(listener) => listener,
         Err(err) => {
             tracing::error!(addr = %config.listen, %err, "cannot listen");
-            return ExitCode::FAILURE;
+            return exit_code(Fault::Io);
         }
     };
     let shutdown = node::runtime::shutdown_on_signals();
@@ -22,7 +25,7 @@ async fn serve(config: server::Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(%err, "server failed");
-            ExitCode::FAILURE
+            exit_code(err.fault())
         }
     }
 }

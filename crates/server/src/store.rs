@@ -2,9 +2,12 @@
 //!
 //! A batch (the messages one client pipelined and that arrived together) is
 //! turned into one [`Record`] of `IP:PORT -> <escaped message>` lines and
-//! appended with one [`Journal::append`], that is one `write(2)`; only then,
-//! and after the fsync the durability mode asks for, is each message
-//! confirmed. Lines are escaped, so a message can never span or merge lines,
+//! written with one [`Journal::write`], that is one `write(2)`, in the call
+//! to [`MessageStore::store`] itself: the batches of a session reach the
+//! file in the order they were handed over, whatever order the session
+//! later polls their futures in. Only once the write is
+//! [durable](journal::Written::durable) (after the fsync the mode asks
+//! for) is each message confirmed. Lines are escaped, so a message can never span or merge lines,
 //! and the journal's single write under a lock keeps the lines of concurrent
 //! clients whole.
 
@@ -47,17 +50,11 @@ impl MessageStore for LogStore {
         for message in &messages {
             record.push(&left, message);
         }
-        let journal = self.journal.clone();
-        let mut append = async move { journal.append(record.as_bytes()).await }.boxed();
-        // Poll once now: the write itself happens on the first poll, so the
-        // batches of one session reach the file in the order they were
-        // handed over, whatever order the session later polls them in.
-        // What may remain pending is only the wait for the fsync.
-        let written = (&mut append).now_or_never();
+        let written = self.journal.write(record.as_bytes());
         async move {
             let result = match written {
-                Some(result) => result,
-                None => append.await,
+                Ok(written) => written.durable().await,
+                Err(err) => Err(err),
             };
             match result {
                 Ok(()) => messages

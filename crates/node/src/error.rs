@@ -1,0 +1,52 @@
+//! The node crate's error: what dialing a peer can fail with.
+//!
+//! Like every crate's error it names its [`Fault`], from which
+//! [`crate::runtime::exit_code`] makes a binary's exit status.
+
+use std::io;
+
+use journal::Fault;
+
+/// Why a node crate operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// [`connect_with_retry`](crate::dial::connect_with_retry) gave up at
+    /// its timeout; `source` is the last attempt's error.
+    #[error("could not connect to {addr} after {attempts} attempts: {source}")]
+    Unreachable {
+        /// The `host:port` dialed.
+        addr: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last attempt failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Connected, but the socket could not be set up.
+    #[error("connected to {addr} but could not set TCP_NODELAY: {source}")]
+    Socket {
+        /// The `host:port` dialed.
+        addr: String,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Whose fault it is: always the network's or the system's
+    /// ([`Fault::Io`]), since a peer that is not up may come up later.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Unreachable { .. } | Error::Socket { .. } => Fault::Io,
+        }
+    }
+
+    /// The system's kind of error (`TimedOut` when the last attempt hung
+    /// until the deadline).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Unreachable { source, .. } | Error::Socket { source, .. } => source.kind(),
+        }
+    }
+}
