@@ -45,13 +45,14 @@
 //! The full description of the link is section 9 of `docs/PROTOCOL.md`.
 
 mod error;
+pub mod heartbeat;
 
 pub use error::Error;
 
 use std::{
     future::Future,
     io,
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     pin::Pin,
     sync::Mutex,
@@ -132,6 +133,16 @@ pub struct Config {
     /// interval, since a PING arrives at least that often.
     #[arg(long, env = "DATANODE_IDLE_TIMEOUT", default_value = "30s", value_parser = node::parse_duration)]
     pub idle_timeout: Duration,
+
+    /// Multicast group of the heartbeat probes, instead of the one the
+    /// headnode names when it accepts the registration.
+    #[arg(long, env = "DATANODE_MULTICAST_GROUP", value_parser = node::multicast::parse_group)]
+    pub multicast_group: Option<SocketAddrV4>,
+
+    /// IPv4 address of the interface to hear probes on. Default: the
+    /// address this datanode's link to the headnode leaves from.
+    #[arg(long, env = "DATANODE_MULTICAST_INTERFACE", value_parser = node::multicast::parse_interface)]
+    pub multicast_interface: Option<Ipv4Addr>,
 }
 
 impl Config {
@@ -197,8 +208,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         };
         match stream {
             Ok(stream) => {
-                let idle = config.idle_timeout;
-                match serve_link(stream, &name, &store, max_frame, idle, &shutdown).await {
+                let link = LinkConfig {
+                    name: &name,
+                    max_frame,
+                    idle_timeout: config.idle_timeout,
+                    multicast_group: config.multicast_group,
+                    multicast_interface: config.multicast_interface,
+                };
+                match serve_link(stream, &link, &store, &shutdown).await {
                     LinkEnd::Shutdown => return Ok(()),
                     LinkEnd::Fatal(reply) => {
                         return Err(Error::Refused {
@@ -231,15 +248,34 @@ enum LinkEnd {
     Fatal(ErrorReply),
 }
 
-/// Registers on `stream`, then serves the headnode's requests on it.
-async fn serve_link(
-    stream: TcpStream,
-    name: &str,
-    store: &DataStore,
+/// What serving one link needs to know.
+struct LinkConfig<'a> {
+    name: &'a str,
     max_frame: usize,
     idle_timeout: Duration,
+    multicast_group: Option<SocketAddrV4>,
+    multicast_interface: Option<Ipv4Addr>,
+}
+
+/// Registers on `stream`, then serves the headnode's requests on it (and
+/// its heartbeat probes, in multicast mode).
+async fn serve_link(
+    stream: TcpStream,
+    link: &LinkConfig<'_>,
+    store: &DataStore,
     shutdown: &CancellationToken,
 ) -> LinkEnd {
+    let LinkConfig {
+        name,
+        max_frame,
+        idle_timeout,
+        ..
+    } = *link;
+    let local = match stream.local_addr() {
+        Ok(SocketAddr::V4(local)) => Some(*local.ip()),
+        Ok(SocketAddr::V6(local)) => local.ip().to_ipv4_mapped(),
+        Err(_) => None,
+    };
     let peer = stream
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -275,8 +311,10 @@ async fn serve_link(
             return LinkEnd::Retry;
         }
     };
-    match reply {
-        Some(Reply::Ok(_)) => {}
+    let group = match reply {
+        Some(Reply::Ok(text)) => link
+            .multicast_group
+            .or(protocol::link::parse_registered(&text).1),
         Some(Reply::Err(err)) if err.code == ErrorCode::NameTaken => {
             tracing::warn!(
                 %peer,
@@ -295,13 +333,42 @@ async fn serve_link(
             tracing::warn!(%peer, reply = ?other, "unexpected answer to REGISTER; retrying");
             return LinkEnd::Retry;
         }
-    }
+    };
     tracing::info!(%peer, "registered with headnode as {name}");
+    let interface = link.multicast_interface.or(local);
+    let probes = async {
+        let (Some(group), Some(interface)) = (group, interface) else {
+            // TCP heartbeats: PINGs come on the link.
+            return std::future::pending().await;
+        };
+        heartbeat::answer_probes(group, interface, name, idle_timeout).await
+    };
+    if group.is_some() {
+        // The probes, not the link, now show that the headnode is there.
+        reader.get_mut().disarm();
+    }
     // From now on the headnode asks and we answer: the shared session loop.
     let writer = writer.into_inner();
-    let end = Session::new(reader, writer, peer, SessionConfig::new(MessageVerb::Store))
-        .run(store, shutdown)
-        .await;
+    let session = Session::new(reader, writer, peer, SessionConfig::new(MessageVerb::Store))
+        .run(store, shutdown);
+    let end = tokio::select! {
+        end = session => end,
+        stopped = probes => {
+            match stopped {
+                heartbeat::Stopped::CannotJoin(err) => tracing::error!(
+                    %peer, ?group, ?interface, %err,
+                    "cannot join the heartbeat's multicast group; the headnode will report \
+                     this datanode inactive (give --multicast-interface, or run the headnode \
+                     with --heartbeat tcp)"
+                ),
+                heartbeat::Stopped::Silent(silence) => tracing::warn!(
+                    %peer, ?silence,
+                    "no heartbeat probe from the headnode for the idle timeout; registering again"
+                ),
+            }
+            return LinkEnd::Served;
+        }
+    };
     match end {
         SessionEnd::Shutdown => LinkEnd::Shutdown,
         SessionEnd::PeerClosed => {
@@ -332,6 +399,8 @@ pub struct IdleRead<R> {
     inner: R,
     timeout: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether silence is an error; see [`IdleRead::disarm`].
+    armed: bool,
 }
 
 impl<R> IdleRead<R> {
@@ -341,7 +410,13 @@ impl<R> IdleRead<R> {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: true,
         }
+    }
+    /// Stops treating silence as an error: something else watches the
+    /// headnode (the multicast heartbeat's probes).
+    pub fn disarm(&mut self) {
+        self.armed = false;
     }
 }
 
@@ -360,6 +435,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for IdleRead<R> {
                 }
                 Poll::Ready(result)
             }
+            Poll::Pending if !self.armed => Poll::Pending,
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,

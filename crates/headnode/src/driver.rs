@@ -678,9 +678,10 @@ mod tests {
     }
 
     /// The driver under Tokio's paused clock: a datanode that registers and
-    /// then never answers is marked inactive by its STORE timeout, reported
-    /// by the heartbeat, and its message answered `ERR UNAVAILABLE` after
-    /// the unavailable timeout: 13 virtual seconds, in no real time.
+    /// then never answers misses the first heartbeat round (which its
+    /// registration starts) and is reported inactive; its message is parked
+    /// then and answered `ERR UNAVAILABLE` after the unavailable timeout: 12
+    /// virtual seconds, in no real time.
     #[tokio::test(start_paused = true)]
     async fn timeouts_follow_tokio_s_clock() {
         use protocol::{Frame, FrameCodec};
@@ -725,7 +726,7 @@ mod tests {
             outcomes[0].as_ref().unwrap_err().code,
             ErrorCode::Unavailable
         );
-        let expected = config.store_timeout + config.unavailable_timeout;
+        let expected = config.heartbeat_timeout + config.unavailable_timeout;
         assert!(
             (expected..expected + Duration::from_millis(10)).contains(&waited),
             "{waited:?}"
