@@ -52,7 +52,6 @@
 
 use std::{
     collections::BTreeMap,
-    io,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -62,8 +61,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use journal::{timestamp, Journal, Record};
+use journal::{timestamp, Durability, Journal, Record};
 use protocol::{
     encode_frame_with, heartbeat::Alive, sentences, ErrorCode, ErrorReply, LinkReply, Reply,
 };
@@ -486,8 +484,7 @@ fn log_in_session_order(
 /// registro_server.txt and the answers waiting for this pass's write.
 struct Registro {
     journal: Journal,
-    /// This pass's lines; `None` while a write with `--fsync always` holds
-    /// the buffer.
+    /// This pass's lines; taken only while they are written.
     record: Option<Record>,
     stamp: Option<String>,
     answers: Vec<(Answer, Vec<Outcome>)>,
@@ -524,30 +521,24 @@ impl Registro {
         }
         self.stamp = None;
         let answers = std::mem::take(&mut self.answers);
-        let record = self.record.take().unwrap_or_default();
+        let mut record = self.record.take().unwrap_or_default();
         if record.is_empty() {
             self.record = Some(record);
             send_outcomes(answers, Ok(()));
             return;
         }
-        let journal = self.journal.clone();
-        let mut write = Box::pin(async move {
-            let written = journal.append(record.as_bytes()).await;
-            (record, written)
-        });
-        // Polled once here, so the write(2) happens now and the file keeps
-        // the order of the passes; only an fsync is left to wait for.
-        match (&mut write).now_or_never() {
-            Some((mut record, written)) => {
-                record.clear();
-                self.record = Some(record);
-                send_outcomes(answers, written);
+        // The write(2) happens here, in the order of the passes; only an
+        // fsync (with --fsync always) is left to wait for.
+        let written = self.journal.write(record.as_bytes());
+        record.clear();
+        self.record = Some(record);
+        match written {
+            Err(err) => send_outcomes(answers, Err(err)),
+            Ok(_) if self.journal.durability() != Durability::Always => {
+                send_outcomes(answers, Ok(()))
             }
-            None => {
-                tokio::spawn(async move {
-                    let (_, written) = write.await;
-                    send_outcomes(answers, written);
-                });
+            Ok(written) => {
+                tokio::spawn(async move { send_outcomes(answers, written.durable().await) });
             }
         }
     }
@@ -555,7 +546,7 @@ impl Registro {
 
 /// Sends each batch its outcomes; if registro_server.txt could not be
 /// written, what was stored is reported as a storage error instead.
-fn send_outcomes(answers: Vec<(Answer, Vec<Outcome>)>, written: io::Result<()>) {
+fn send_outcomes(answers: Vec<(Answer, Vec<Outcome>)>, written: Result<(), journal::Error>) {
     if let Err(err) = &written {
         tracing::error!(%err, "cannot write registro_server.txt");
     }

@@ -35,6 +35,7 @@
 
 pub mod client_session;
 pub mod driver;
+mod error;
 mod idmap;
 pub mod link;
 pub mod multicast;
@@ -42,7 +43,6 @@ pub mod placement;
 pub mod router;
 
 use std::{
-    io,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     path::PathBuf,
     sync::Arc,
@@ -68,6 +68,7 @@ use tokio::{
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
+pub use error::Error;
 pub use placement::Placement;
 use router::DEFAULT_HEARTBEAT_TIMEOUT;
 pub use router::{HeartbeatMode, RouterConfig};
@@ -174,7 +175,7 @@ pub struct Config {
 
 impl Config {
     /// Checks what clap cannot: the timings must make sense together.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         let positive = [
             ("--heartbeat-interval", self.heartbeat_interval),
             ("--heartbeat-timeout", self.heartbeat_timeout()),
@@ -182,16 +183,16 @@ impl Config {
         ];
         for (flag, value) in positive {
             if value.is_zero() {
-                return Err(format!("{flag} must be positive"));
+                return Err(Error::Config(format!("{flag} must be positive")));
             }
         }
         if self.heartbeat_timeout() >= self.heartbeat_interval {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "--heartbeat-timeout ({:?}) must be shorter than --heartbeat-interval ({:?}): \
                  a round must end before the next one starts",
                 self.heartbeat_timeout(),
                 self.heartbeat_interval
-            ));
+            )));
         }
         Ok(())
     }
@@ -231,29 +232,32 @@ pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> io::Result<()> {
-    config
-        .validate()
-        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
-    let registro = Journal::open(config.dir.join(REGISTRO_FILE), config.fsync)?;
-    let heartbeats = Journal::open(config.dir.join(HEARTBEAT_FILE), config.fsync)?;
+) -> Result<(), Error> {
+    config.validate()?;
+    let open = |name: &str| {
+        let path = config.dir.join(name);
+        Journal::open(&path, config.fsync).map_err(|source| Error::Open { path, source })
+    };
+    let registro = open(REGISTRO_FILE)?;
+    let heartbeats = open(HEARTBEAT_FILE)?;
     let multicast = match config.heartbeat {
         HeartbeatMode::Multicast => {
             let socket = HeartbeatSocket::open(MulticastConfig {
                 group: config.multicast_group,
                 ttl: config.multicast_ttl,
                 interface: config.multicast_interface,
-            })?;
+            })
+            .map_err(Error::Heartbeat)?;
             tracing::info!(
                 group = %config.multicast_group,
-                answers_to = %socket.local_addr()?,
+                answers_to = %socket.local_addr().map_err(Error::Heartbeat)?,
                 "multicast heartbeat"
             );
             Some(socket)
         }
         HeartbeatMode::Tcp => None,
     };
-    let addr = listener.local_addr()?;
+    let addr = listener.local_addr().map_err(Error::Listener)?;
     tracing::info!(
         dir = %config.dir.display(),
         placement = %config.placement,
@@ -376,7 +380,11 @@ mod tests {
         assert_eq!(config.placement, Placement::LeastLoaded);
         assert!(config.validate().is_ok());
         let config = parse(&["--heartbeat-interval", "1s", "--heartbeat-timeout", "1s"]);
-        assert!(config.validate().unwrap_err().contains("shorter"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("shorter"));
         // Only the interval: the default timeout shrinks to fit.
         let config = parse(&["--heartbeat-interval", "1s"]);
         assert_eq!(config.heartbeat_timeout(), Duration::from_millis(400));

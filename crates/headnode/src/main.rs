@@ -12,14 +12,10 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: headnode::Config) -> ExitCode {
-    if let Err(reason) = config.validate() {
-        tracing::error!("{reason}");
-        return ExitCode::from(2);
-    }
     let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(listener) => listener,
         Err(err) => {
-            tracing::error!(listen = %config.listen, %err, "cannot listen");
+            tracing::error!("cannot listen on --listen {}: {err}", config.listen);
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +24,7 @@ async fn serve(config: headnode::Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
-            ExitCode::FAILURE
+            node::runtime::exit_code(err.fault())
         }
     }
 }

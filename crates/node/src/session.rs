@@ -284,16 +284,7 @@ fn build_batch<S: MessageStore + ?Sized>(
                 slots.push(Some(ErrorReply::too_large(len, max_frame).into()));
             }
             Err(FrameError::FramingLost { len }) => {
-                slots.push(Some(
-                    ErrorReply::new(
-                        ErrorCode::Framing,
-                        format!(
-                            "a frame header declares {len} bytes: this is not a stream of \
-                             length-prefixed frames; closing"
-                        ),
-                    )
-                    .into(),
-                ));
+                slots.push(Some(ErrorReply::framing_lost(len).into()));
                 stop = Some(SessionEnd::FramingLost);
                 break;
             }
