@@ -39,8 +39,18 @@ fn start_long_run(cluster: &Cluster, log: &Path, seed: &str, busy: &str) -> Join
 }
 
 #[test]
-fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back() {
-    let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &[]);
+fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back_multicast() {
+    killed_mid_run("multicast");
+}
+
+#[test]
+fn a_datanode_killed_mid_run_loses_no_confirmed_message_and_comes_back_tcp() {
+    killed_mid_run("tcp");
+}
+
+/// The kill, with heartbeats in `mode`.
+fn killed_mid_run(mode: &str) {
+    let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &["--heartbeat", mode]);
     let log = cluster.root.path().join("registro_cliente.txt");
     // Kill dn2 once it has stored something: messages are in flight on it.
     let client = start_long_run(&cluster, &log, "7", "dn2");
