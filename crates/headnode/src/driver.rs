@@ -4,7 +4,7 @@
 //! Connection tasks never touch the router. They send [`Event`]s on an
 //! unbounded channel (client sessions are bounded by their own in-flight
 //! limit, so the channel is too) and the driver feeds them to the router,
-//! with the time of Tokio's clock ([`now`]), in arrival order. It takes every event already
+//! with the time of Tokio's clock (so tests can pause it), in arrival order. It takes every event already
 //! waiting (up to [`MAX_EVENTS_PER_PASS`]) before acting, so that under
 //! load one pass turns many client batches and datanode replies into one
 //! write per datanode link.

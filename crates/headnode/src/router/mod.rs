@@ -31,12 +31,12 @@
 //!
 //! Each part's module docs state its rules:
 //!
-//! - [`links`]: the datanode table, what makes a datanode active, and each
+//! - `links.rs`: the datanode table, what makes a datanode active, and each
 //!   link's queue of requests owed a reply;
-//! - [`pending`]: the messages waiting for an outcome, parking, and the
+//! - `pending.rs`: the messages waiting for an outcome, parking, and the
 //!   rule that each is answered exactly once;
-//! - [`dispatch`]: placement, failover and answers;
-//! - [`heartbeat`]: heartbeat rounds.
+//! - `dispatch.rs`: placement, failover and answers;
+//! - `heartbeat.rs`: heartbeat rounds.
 //!
 //! This file holds the events and the glue. A reply that does not fit what
 //! its link owes (a `PONG` where an `OK` is owed, a reply nobody asked for)
