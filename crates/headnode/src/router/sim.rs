@@ -156,7 +156,8 @@ impl Sim {
         }
     }
 
-    pub fn serve_all(&mut self) {
+    /// The links registered and not closed, in order.
+    pub fn live_links(&self) -> Vec<u64> {
         let mut links: Vec<u64> = self
             .names
             .keys()
@@ -164,7 +165,11 @@ impl Sim {
             .map(|l| l.0)
             .collect();
         links.sort();
-        for link in links {
+        links
+    }
+
+    pub fn serve_all(&mut self) {
+        for link in self.live_links() {
             self.serve(link, None);
         }
     }

@@ -116,12 +116,7 @@ fn heavy_traffic_with_random_failures_keeps_every_promise() {
                 sim.submit(token, &messages);
             }
             40..=79 => {
-                let live: Vec<u64> = sim
-                    .names
-                    .keys()
-                    .filter(|l| !sim.closed.contains(l))
-                    .map(|l| l.0)
-                    .collect();
+                let live = sim.live_links();
                 if !live.is_empty() {
                     let link = live[rng.gen_range(0..live.len())];
                     let n = rng.gen_range(0..10);
@@ -129,12 +124,7 @@ fn heavy_traffic_with_random_failures_keeps_every_promise() {
                 }
             }
             80..=81 => {
-                let live: Vec<u64> = sim
-                    .names
-                    .keys()
-                    .filter(|l| !sim.closed.contains(l))
-                    .map(|l| l.0)
-                    .collect();
+                let live = sim.live_links();
                 if live.len() > 1 {
                     sim.drop_link(live[rng.gen_range(0..live.len())]);
                 }
