@@ -17,6 +17,12 @@
 //!   it also proves the datanode keeps up with its work; a late `PONG`
 //!   (after its round ended) still makes an inactive datanode active.
 //!
+//! A datagram can be lost, and a datanode that has just registered joins
+//! the group a moment after its `OK` (the first round starts at that
+//! registration), so in multicast mode the probe is sent again, the same
+//! round and nonce, [`PROBE_SENDS`] times evenly over the timeout while
+//! anyone asked has not answered. An answer to any copy counts once.
+//!
 //! The round ends when every asked datanode has answered, or
 //! `heartbeat_timeout` after it started, whichever comes first. At its end
 //! a datanode that did not answer is marked inactive (its messages fail
@@ -40,6 +46,10 @@ use protocol::heartbeat::{Alive, Probe};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{Action, Router};
+
+/// How many times a round's probe is sent, evenly over the timeout, while
+/// some datanode has not answered it (multicast mode).
+pub const PROBE_SENDS: u32 = 4;
 
 /// How a heartbeat round asks the datanodes: the values of `--heartbeat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -99,6 +109,8 @@ struct Round {
     number: u64,
     nonce: u64,
     deadline: Instant,
+    /// When the probe goes out again (multicast mode), if it does.
+    resend: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -126,7 +138,10 @@ impl Heartbeat {
     /// When the next round starts or the current one times out.
     pub fn next_deadline(&self) -> Instant {
         match &self.round {
-            Some(round) => self.next_round.min(round.deadline),
+            Some(round) => round
+                .resend
+                .into_iter()
+                .fold(self.next_round.min(round.deadline), Instant::min),
             None => self.next_round,
         }
     }
@@ -184,6 +199,7 @@ impl<T> Router<T> {
         {
             self.end_round(now);
         }
+        self.resend_probe(now);
         let heartbeat = &mut self.heartbeat;
         if now >= heartbeat.next_round {
             heartbeat.next_round += heartbeat.interval;
@@ -246,12 +262,34 @@ impl<T> Router<T> {
             };
             self.actions.push(Action::Multicast { probe });
         }
+        let timeout = self.heartbeat.timeout;
         self.heartbeat.round = Some(Round {
             number,
             nonce,
-            deadline: now + self.heartbeat.timeout,
+            deadline: now + timeout,
+            resend: (mode == HeartbeatMode::Multicast).then(|| now + timeout / PROBE_SENDS),
         });
         self.maybe_end_round();
+    }
+
+    /// Sends the round's probe again when due, unless everyone answered.
+    fn resend_probe(&mut self, now: Instant) {
+        let heartbeat = &mut self.heartbeat;
+        let Some(round) = heartbeat.round.as_mut() else {
+            return;
+        };
+        let Some(due) = round.resend.filter(|due| now >= *due) else {
+            return;
+        };
+        let step = heartbeat.timeout / PROBE_SENDS;
+        // The last copy goes out a step before the deadline.
+        round.resend = Some(due + step).filter(|next| *next < round.deadline);
+        self.actions.push(Action::Multicast {
+            probe: Probe {
+                round: round.number,
+                nonce: round.nonce,
+            },
+        });
     }
 
     /// Ends the round at its deadline: the silent become inactive.
@@ -298,6 +336,7 @@ impl<T> Router<T> {
 #[cfg(test)]
 mod tests {
     use super::super::sim::*;
+    use super::PROBE_SENDS;
 
     #[test]
     fn heartbeat_reports_every_datanode_each_round() {
@@ -437,6 +476,40 @@ mod tests {
             "a fresh nonce per round"
         );
         assert_eq!(sim.probes[1].round, sim.probes[0].round + 1);
+    }
+
+    #[test]
+    fn the_probe_goes_out_again_until_everyone_answered() {
+        let mut sim = multicast();
+        sim.advance(1000 * MS);
+        assert_eq!(sim.probes.len(), 1);
+        // The timeout is 300 ms: copies at 75, 150 and 225 ms.
+        sim.advance(74 * MS);
+        assert_eq!(sim.probes.len(), 1);
+        sim.advance(MS);
+        assert_eq!(sim.probes.len(), 2);
+        assert_eq!(sim.probes[1], sim.probes[0], "the same round and nonce");
+        // dn1 heard only the copy (it joined the group late): it counts.
+        assert_eq!(sim.answer_probe("dn1"), Some(Ok(())));
+        assert_eq!(sim.answer_probe("dn2"), Some(Ok(())));
+        sim.advance(150 * MS);
+        assert_eq!(sim.probes.len(), 4, "dn3 is still silent");
+        assert_eq!(sim.answer_probe("dn3"), Some(Ok(())));
+        assert_eq!(
+            sim.last_report(),
+            [("dn1", true), ("dn2", true), ("dn3", true)]
+        );
+        sim.advance(774 * MS);
+        assert_eq!(sim.probes.len(), 4, "no copy once everyone answered");
+        sim.advance(MS);
+        assert_eq!(sim.probes.len(), 5, "the next round");
+        // A silent datanode hears PROBE_SENDS copies, then is reported.
+        sim.advance(300 * MS);
+        assert_eq!(sim.probes.len(), 5 + PROBE_SENDS as usize - 1);
+        assert_eq!(
+            sim.last_report(),
+            [("dn1", false), ("dn2", false), ("dn3", false)]
+        );
     }
 
     #[test]
