@@ -11,7 +11,10 @@
 # 3. Activity 2 (docker-compose.cluster.yml): every confirmed message is in
 #    the data.txt of the datanode named; registro_server.txt and
 #    registro_cliente.txt agree line for line; the heartbeats see all three
-#    datanodes.
+#    datanodes. The networks: the multicast probes are heard on the storage
+#    network and not on the front one; from the front network the headnode
+#    answers, the storage side (datanodes, the headnode's storage address)
+#    cannot be reached.
 # 4. Activity 2 again, killing a datanode while a pipelined client sends:
 #    every message is still confirmed, the heartbeats see the node inactive,
 #    and active again once it is started.
@@ -242,9 +245,72 @@ a2() {
     else
         fail "activity 2: no active heartbeat line for: ${missing[*]}"
     fi
+    a2_networks "$p" "$f"
     check_stop "headnode" "$(cid "$p" "$f" headnode)"
     check_stop "datanode1" "$(cid "$p" "$f" datanode1)"
     compose_for "$p" "$f" down -v --remove-orphans -t 2 >/dev/null 2>&1
+}
+
+# Address of container $1 on network $2.
+ip_on() { docker inspect -f "{{(index .NetworkSettings.Networks \"$2\").IPAddress}}" "$1"; }
+# `client --ping` from a fresh container on network $1; prints its stderr.
+ping_from() { # NETWORK ADDR:PORT
+    docker run --rm --network "$1" --user "$TAREA1_UID:$TAREA1_GID" --cap-drop ALL "$image" \
+        client --ping --connect "$2" --connect-timeout 2s 2>&1 >/dev/null
+}
+
+# The two networks of Activity 2, while its cluster runs.
+a2_networks() { # PROJECT FILE
+    local p=$1 f=$2 head datanode storage=${1}_storage front=${1}_front
+    head=$(cid "$p" "$f" headnode)
+    datanode=$(cid "$p" "$f" datanode2)
+    local head_storage head_front datanode_ip
+    head_storage=$(ip_on "$head" "$storage")
+    head_front=$(ip_on "$head" "$front")
+    datanode_ip=$(ip_on "$datanode" "$storage")
+    # Heard from inside the containers' network namespaces (needs root).
+    if [[ $(id -u) == 0 ]] && command -v nsenter >/dev/null; then
+        local pid
+        pid=$(docker inspect -f '{{.State.Pid}}' "$datanode")
+        if nsenter -t "$pid" -n python3 "$repo/scripts/container_checks.py" probe \
+            --interface "$datanode_ip" --source "$head_storage"; then
+            pass "activity 2 networks: datanode2 hears the multicast probes from the headnode's storage address"
+        else
+            fail "activity 2 networks: no multicast probe heard on the storage network"
+        fi
+        pid=$(docker inspect -f '{{.State.Pid}}' "$head")
+        if nsenter -t "$pid" -n python3 "$repo/scripts/container_checks.py" probe \
+            --interface "$head_front" --none --timeout 3; then
+            pass "activity 2 networks: no probe goes out on the front network"
+        else
+            fail "activity 2 networks: probes go out on the front network"
+        fi
+    else
+        printf 'SKIP  activity 2 networks: capturing the probes needs root and nsenter\n'
+    fi
+    local err
+    if err=$(ping_from "$front" "$head_front:10000"); then
+        pass "activity 2 networks: from the front network the headnode answers PING"
+    else
+        fail "activity 2 networks: the headnode does not answer on the front network: $err"
+    fi
+    # A timeout, not a refusal: a refusal would come from a host that the
+    # packets reached.
+    local target
+    for target in "datanode2 $datanode_ip:10000" "the headnode's storage address $head_storage:10000"; do
+        if err=$(ping_from "$front" "${target##* }"); then
+            fail "activity 2 networks: the front network reaches ${target% *}"
+        elif [[ $err == *"timed out"* ]]; then
+            pass "activity 2 networks: the front network cannot reach ${target% *} (connect timed out)"
+        else
+            fail "activity 2 networks: ${target% *} from the front network: $err"
+        fi
+    done
+    if err=$(ping_from "$front" "datanode1:10000") || [[ $err != *"lookup"* ]]; then
+        fail "activity 2 networks: the name datanode1 resolves on the front network: $err"
+    else
+        pass "activity 2 networks: the name datanode1 does not resolve on the front network"
+    fi
 }
 
 # --- Activity 2, losing a datanode while the client sends --------------------

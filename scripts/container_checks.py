@@ -9,6 +9,10 @@ exits 0 when every check holds, 1 otherwise (with the reasons on stderr).
   heartbeat FILE NODE active|inactive [--after-line K]
                                       is there such a line (after line K)?
   count FILE                          number of lines (0 if missing)
+  probe --interface IP [--source IP] [--none]
+                                      hear the multicast heartbeat probes
+                                      (run inside a container's network
+                                      namespace, with nsenter)
 
 LOGS is the folder that holds activity1/ and activity2/.
 """
@@ -17,7 +21,10 @@ import argparse
 import collections
 import datetime
 import re
+import socket
+import struct
 import sys
+import time
 import zoneinfo
 from pathlib import Path
 
@@ -211,6 +218,46 @@ def heartbeat_format(args):
     return checks.finish("heartbeat_server.txt lines have the right format")
 
 
+PROBE = re.compile(r"^HEARTBEAT (\d+) ([0-9a-f]{16})$")
+
+
+def probe(args):
+    """Joins the heartbeat group on --interface and listens for --timeout
+    seconds: two probes of different rounds, framed as docs/PROTOCOL.md
+    section 10 says, from --source if given; with --none, not one datagram."""
+    group, port = args.group.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((group, int(port)))
+    membership = socket.inet_aton(group) + socket.inet_aton(args.interface)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    checks = Checks()
+    rounds = set()
+    deadline = time.monotonic() + args.timeout
+    while len(rounds) < 2 and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            datagram, (sender, _) = sock.recvfrom(512)
+        except socket.timeout:
+            break
+        checks.expect(not args.none, f"a datagram from {sender} where none should arrive")
+        if args.none:
+            break
+        (length,) = struct.unpack(">I", datagram[:4]) if len(datagram) >= 4 else (-1,)
+        text = datagram[4:].decode("utf-8", "replace")
+        match = PROBE.match(text)
+        checks.expect(length == len(datagram) - 4, f"frame length {length} for {len(datagram)} bytes")
+        checks.expect(match, f"not a probe: {text!r}")
+        if args.source:
+            checks.expect(sender == args.source, f"probe from {sender}, not {args.source}")
+        if match:
+            rounds.add(int(match.group(1)))
+    if args.none:
+        return checks.finish(f"no datagram to {args.group} on {args.interface} in {args.timeout} s")
+    checks.expect(len(rounds) >= 2, f"probes of {len(rounds)} rounds in {args.timeout} s, not 2")
+    return checks.finish(f"probes of rounds {sorted(rounds)} on {args.interface}")
+
+
 def count(args):
     print(len(read_lines(args.file)))
     return 0
@@ -249,6 +296,14 @@ def main():
     p = sub.add_parser("count")
     p.add_argument("file")
     p.set_defaults(run=count)
+
+    p = sub.add_parser("probe")
+    p.add_argument("--group", default="239.255.43.1:10010")
+    p.add_argument("--interface", required=True, help="the address to join the group on")
+    p.add_argument("--source", help="the address the probes must come from")
+    p.add_argument("--none", action="store_true", help="expect no datagram at all")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(run=probe)
 
     args = parser.parse_args()
     sys.exit(args.run(args))

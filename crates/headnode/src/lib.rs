@@ -253,6 +253,7 @@ pub async fn run(
                 answers_to = %socket.local_addr().map_err(Error::Heartbeat)?,
                 "multicast heartbeat"
             );
+            check_multicast(&config).await;
             Some(socket)
         }
         HeartbeatMode::Tcp => None,
@@ -292,6 +293,29 @@ pub async fn run(
     .await;
     tracing::info!("headnode stopped");
     Ok(())
+}
+
+/// Says at start-up, clearly, when multicast does not work on this host:
+/// a datagram to the group out of `--multicast-interface` (or loopback,
+/// where datanodes on this machine listen) must come back. Not fatal: under
+/// Docker the probes go out on the storage network, which this cannot test.
+async fn check_multicast(config: &Config) {
+    let interface = config
+        .multicast_interface
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+    let group = *config.multicast_group.ip();
+    let patience = std::time::Duration::from_secs(1);
+    if let Err(err) = node::multicast::self_test(group, interface, patience).await {
+        tracing::error!(
+            %group,
+            %interface,
+            %err,
+            "multicast does not work on this host's interface {interface}: datanodes there will \
+             not hear the heartbeat and will be reported inactive; give the address of a \
+             multicast-capable interface with --multicast-interface, or run the headnode with \
+             --heartbeat tcp"
+        );
+    }
 }
 
 /// Serves one connection: its first frame decides its role.

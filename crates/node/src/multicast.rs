@@ -91,6 +91,40 @@ pub fn receiver(group: SocketAddrV4, interface: Ipv4Addr) -> io::Result<UdpSocke
     UdpSocket::from_std(socket.into())
 }
 
+/// Checks that a datagram to `group`'s address sent out of `interface`
+/// comes back to a receiver joined there, within `patience`.
+///
+/// It uses a port of its own (not the group's), so that the datanodes
+/// listening on this host hear nothing. An error means that multicast on
+/// that interface does not work here (no multicast route, the interface is
+/// down or has no multicast, a firewall): what the heartbeat would need.
+pub async fn self_test(
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+    patience: std::time::Duration,
+) -> io::Result<()> {
+    let receiver = receiver(SocketAddrV4::new(group, 0), interface)?;
+    let port = receiver.local_addr()?.port();
+    let sender = sender(1)?;
+    let token: [u8; 8] = rand::random();
+    send_on(&sender, &token, SocketAddrV4::new(group, port), interface).await?;
+    let mut buf = [0; 8];
+    let wait = async {
+        loop {
+            let (len, _) = receiver.recv_from(&mut buf).await?;
+            if buf[..len] == token {
+                return Ok::<_, io::Error>(());
+            }
+        }
+    };
+    tokio::time::timeout(patience, wait).await.map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("a test datagram sent to {group} out of {interface} did not come back"),
+        )
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -109,6 +143,18 @@ mod tests {
         assert!(parse_group("239.1.1.1:0").is_err());
         assert!(parse_group("239.1.1.1").unwrap_err().contains("ADDR:PORT"));
         assert!(parse_interface("eth0").unwrap_err().contains("IPv4"));
+    }
+
+    #[tokio::test]
+    async fn the_self_test_passes_on_loopback_and_fails_on_a_foreign_address() {
+        let group = Ipv4Addr::new(239, 255, 43, 251);
+        let patience = Duration::from_secs(5);
+        self_test(group, Ipv4Addr::LOCALHOST, patience)
+            .await
+            .unwrap();
+        // Not an address of this host (TEST-NET-1): joining there fails.
+        let foreign = Ipv4Addr::new(192, 0, 2, 1);
+        assert!(self_test(group, foreign, patience).await.is_err());
     }
 
     /// Two receivers on loopback share the port and each hears the probe;

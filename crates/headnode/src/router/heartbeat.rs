@@ -99,6 +99,9 @@ pub(super) struct Heartbeat {
     next_round: Instant,
     /// Whether a round has asked any datanode yet.
     asked_any: bool,
+    /// Whether a round nobody answers should say, once, that the network
+    /// may carry no multicast: until some datanode answers a probe.
+    network_hint_due: bool,
     /// Draws the nonces: a seeded cryptographic generator, so that nonces
     /// cannot be guessed when the seed is random.
     rng: StdRng,
@@ -130,6 +133,7 @@ impl Heartbeat {
             rounds: 0,
             next_round: now + interval,
             asked_any: false,
+            network_hint_due: true,
             // Not the placement's stream: seeded apart.
             rng: StdRng::seed_from_u64(seed ^ 0x6865_6172_7462_6561),
         }
@@ -185,6 +189,7 @@ impl<T> Router<T> {
         if link.awaiting != Some(round) {
             return Err(Ignored::NotAwaited);
         }
+        self.heartbeat.network_hint_due = false;
         self.answered(index, round, now);
         Ok(())
     }
@@ -298,6 +303,7 @@ impl<T> Router<T> {
             return;
         };
         let number = round.number;
+        let (mut asked, mut silent_count) = (0, 0);
         for index in 0..self.datanodes.len() {
             let silent = self
                 .datanodes
@@ -307,6 +313,8 @@ impl<T> Router<T> {
                 .filter(|link| link.awaiting == Some(number))
                 .map(|link| link.awaiting = None)
                 .is_some();
+            asked += usize::from(self.datanodes.get(index).link.is_some());
+            silent_count += usize::from(silent);
             if silent {
                 tracing::warn!(
                     name = %self.datanodes.get(index).name,
@@ -316,6 +324,20 @@ impl<T> Router<T> {
                 );
                 self.deactivate(index, now);
             }
+        }
+        let heartbeat = &mut self.heartbeat;
+        if heartbeat.mode == HeartbeatMode::Multicast
+            && heartbeat.network_hint_due
+            && asked > 0
+            && silent_count == asked
+        {
+            tracing::error!(
+                round = number,
+                "no datanode has ever answered the multicast heartbeat: this network may carry \
+                 no multicast (Docker overlay and internal networks, most clouds); run the \
+                 headnode with --heartbeat tcp"
+            );
+            heartbeat.network_hint_due = false;
         }
         self.report_round();
     }
