@@ -17,6 +17,8 @@
 #   SEED                 seed of the client's draw    (default: random)
 #   PIPELINE             client requests in flight    (default 1)
 #   PLACEMENT            random | round-robin | least-loaded (default random)
+#   HEARTBEAT            multicast (over 127.0.0.1, as the course asked) |
+#                        tcp (a PING on each link)   (default multicast)
 #   HEARTBEAT_INTERVAL   time between heartbeat rounds (default 5s)
 #   HEARTBEAT_TIMEOUT    time to answer a heartbeat    (default 2s, or 40%
 #                        of the interval if shorter)
@@ -49,6 +51,7 @@ port="${PORT:-10000}"
 count="${COUNT:-20}"
 pipeline="${PIPELINE:-1}"
 placement="${PLACEMENT:-random}"
+heartbeat_mode="${HEARTBEAT:-multicast}"
 interval="${HEARTBEAT_INTERVAL:-5s}"
 timeout_flags=()
 if [ -n "${HEARTBEAT_TIMEOUT:-}" ]; then
@@ -100,9 +103,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "starting the headnode on 127.0.0.1:$port"
+step "starting the headnode on 127.0.0.1:$port ($heartbeat_mode heartbeat)"
 "$bin/headnode" --listen "127.0.0.1:$port" --dir "$logs/headnode" \
-    --placement "$placement" \
+    --placement "$placement" --heartbeat "$heartbeat_mode" \
     --heartbeat-interval "$interval" "${timeout_flags[@]}" \
     2>>"$logs/headnode/stderr.txt" &
 pids+=("$!")
