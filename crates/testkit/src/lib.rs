@@ -104,16 +104,23 @@ impl Node {
     /// Starts binary `name` with `args` and waits until it logs
     /// `listening on <addr>` (give it `--listen 127.0.0.1:0`).
     pub fn spawn(name: &str, args: &[&str]) -> Node {
-        Node::start(name, args, true)
+        Node::start(&[], name, args, true)
     }
 
     /// Starts binary `name` with `args` without waiting for anything.
     pub fn spawn_quiet(name: &str, args: &[&str]) -> Node {
-        Node::start(name, args, false)
+        Node::start(&[], name, args, false)
     }
 
-    fn start(name: &str, args: &[&str], wait_listening: bool) -> Node {
-        let mut child = Command::new(binary(name))
+    /// Like [`Node::spawn`] (`wait_listening`) or [`Node::spawn_quiet`],
+    /// run through `launcher`, a command that execs the binary in place
+    /// (such as `ip netns exec NS`), so that the process is still the node.
+    pub fn spawn_via(launcher: &[&str], name: &str, args: &[&str], wait_listening: bool) -> Node {
+        Node::start(launcher, name, args, wait_listening)
+    }
+
+    fn start(launcher: &[&str], name: &str, args: &[&str], wait_listening: bool) -> Node {
+        let mut child = command(launcher, name)
             .args(args)
             .env(
                 "RUST_LOG",
@@ -236,15 +243,42 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// The command that starts binary `name`, through `launcher` if not empty.
+fn command(launcher: &[&str], name: &str) -> Command {
+    match launcher.split_first() {
+        None => Command::new(binary(name)),
+        Some((program, launcher_args)) => {
+            let mut command = Command::new(program);
+            command.args(launcher_args).arg(binary(name));
+            command
+        }
+    }
+}
+
 /// Runs binary `name` with `args` to completion (killed after `timeout`).
 pub fn run(name: &str, args: &[&str], timeout: Duration) -> Run {
     run_with_stdin(name, args, None, timeout)
 }
 
+/// Like [`run`], through `launcher` (see [`Node::spawn_via`]).
+pub fn run_via(launcher: &[&str], name: &str, args: &[&str], timeout: Duration) -> Run {
+    run_inner(launcher, name, args, None, timeout)
+}
+
 /// Like [`run`], feeding `stdin` to the process.
 pub fn run_with_stdin(name: &str, args: &[&str], stdin: Option<&str>, timeout: Duration) -> Run {
+    run_inner(&[], name, args, stdin, timeout)
+}
+
+fn run_inner(
+    launcher: &[&str],
+    name: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> Run {
     use std::io::{Read, Write};
-    let mut child = Command::new(binary(name))
+    let mut child = command(launcher, name)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
