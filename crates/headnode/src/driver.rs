@@ -195,6 +195,7 @@ pub fn spawn(
     let multicast = multicast.map(|socket| Multicast {
         group: socket.group(),
         probes: socket.spawn(handle.clone()),
+        ignored: 0,
     });
     let driver = Driver {
         router: Router::new(config, seed, now()),
@@ -222,6 +223,8 @@ pub struct Files {
 struct Multicast {
     group: SocketAddrV4,
     probes: mpsc::UnboundedSender<Outgoing>,
+    /// Alive datagrams that parsed but that the router ignored.
+    ignored: u64,
 }
 
 type Report = Vec<(Arc<str>, bool)>;
@@ -395,8 +398,12 @@ impl Driver {
                 }
             }
             Event::Alive { alive, from } => {
-                if let Err(ignored) = self.router.alive(&alive, now) {
-                    tracing::debug!(%from, name = %alive.name, ?ignored, "alive datagram ignored");
+                if let Err(why) = self.router.alive(&alive, now) {
+                    let count = self.multicast.as_mut().map_or(0, |multicast| {
+                        multicast.ignored += 1;
+                        multicast.ignored
+                    });
+                    tracing::debug!(%from, name = %alive.name, ?why, ignored = count, "alive datagram ignored");
                 }
             }
             Event::Closed { link } => {
