@@ -28,6 +28,13 @@ pub struct Config {
     #[arg(long, env = "CLIENT_LOG", default_value = "respuestas.txt")]
     pub log: PathBuf,
 
+    /// When started as root, become the user and group that own the folder of
+    /// --log
+    /// before opening any file, so that the files belong to the folder's
+    /// owner: under Docker, the host user who owns the log folder.
+    #[arg(long, env = "CLIENT_RUN_AS_OWNER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub run_as_owner: bool,
+
     /// Send N messages drawn at random from the list without "exit", then
     /// "exit" (N+1 in all; 0 sends "exit" alone). Without it, messages are
     /// drawn from the whole list until "exit" comes up, as in the original
@@ -78,6 +85,14 @@ impl Config {
     /// person running them set it.
     pub fn from_env_and_args() -> Config {
         node::runtime::parse_config("CLIENT_")
+    }
+
+    /// The folder the log file goes in (`.` for a bare file name).
+    pub fn log_dir(&self) -> &std::path::Path {
+        match self.log.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        }
     }
 
     /// The largest reply frame accepted: replies wrap the message.

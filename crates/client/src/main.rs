@@ -11,7 +11,9 @@ use client::{Config, Error, Summary};
 
 fn main() -> ExitCode {
     let config = Config::from_env_and_args();
+    let owner = node::owner::adopt(config.run_as_owner, config.log_dir());
     node::runtime::init_tracing();
+    owner.log();
     match node::runtime::block_on_current_thread_detached(serve(config)) {
         Ok(code) => code,
         Err(err) => {

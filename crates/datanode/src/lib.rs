@@ -114,6 +114,12 @@ pub struct Config {
     #[arg(long, env = "DATANODE_DIR", default_value = ".")]
     pub dir: PathBuf,
 
+    /// When started as root, become the user and group that own --dir
+    /// before opening any file, so that the files belong to the folder's
+    /// owner: under Docker, the host user who owns the log folder.
+    #[arg(long, env = "DATANODE_RUN_AS_OWNER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub run_as_owner: bool,
+
     /// When data.txt is forced to disk before a STORE is confirmed: `never`
     /// (the kernel decides; survives a process crash), `always` (fdatasync
     /// before confirming, shared by concurrent batches), or an interval such

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let config: datanode::Config = node::runtime::parse_config("DATANODE_");
+    let owner = node::owner::adopt(config.run_as_owner, &config.dir);
     node::runtime::init_tracing();
+    owner.log();
     // One link, one session: one thread serves it.
     node::runtime::block_on_current_thread(serve(config))
 }

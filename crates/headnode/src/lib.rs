@@ -104,6 +104,12 @@ pub struct Config {
     #[arg(long, env = "HEADNODE_DIR", default_value = ".")]
     pub dir: PathBuf,
 
+    /// When started as root, become the user and group that own --dir
+    /// before opening any file, so that the files belong to the folder's
+    /// owner: under Docker, the host user who owns the log folder.
+    #[arg(long, env = "HEADNODE_RUN_AS_OWNER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub run_as_owner: bool,
+
     /// Time between heartbeat rounds (each round PINGs every datanode and
     /// writes one line per datanode to heartbeat_server.txt).
     #[arg(long, env = "HEADNODE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]

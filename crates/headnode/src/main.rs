@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let config: headnode::Config = node::runtime::parse_config("HEADNODE_");
+    let owner = node::owner::adopt(config.run_as_owner, &config.dir);
     node::runtime::init_tracing();
+    owner.log();
     // One thread: the router is one task anyway, and a work-stealing pool
     // cost about 2.2 us of CPU per message instead of 1.2.
     node::runtime::block_on_current_thread(serve(config))

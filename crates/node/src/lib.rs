@@ -9,6 +9,8 @@
 //!   nodes that start before their peer is up (the client, the datanode).
 //! - [`multicast`]: UDP multicast sockets for the heartbeat, with the
 //!   sending and joining interfaces set explicitly.
+//! - [`owner`]: a node started as root becomes the owner of its folder, so
+//!   that the files it writes under Docker belong to the host user.
 //! - [`runtime`]: logging set-up, the SIGINT/SIGTERM shutdown signal, and
 //!   the one mapping from an error's [`Fault`] to a binary's exit status.
 //!
@@ -19,6 +21,7 @@ pub mod dial;
 mod error;
 pub mod listener;
 pub mod multicast;
+pub mod owner;
 pub mod runtime;
 pub mod session;
 

@@ -54,15 +54,17 @@ pub fn init_tracing() {
 ///
 /// Compose files write `CLIENT_COUNT: ${CLIENT_COUNT:-}` to pass a variable
 /// only when the person running them set it; clap alone would reject the
-/// empty value (or take it for a value). Call this first thing in `main`,
-/// before any thread exists: it edits the process environment.
+/// empty value (or take it for a value). An empty `TZ` counts as unset too,
+/// so that the time stamps follow `/etc/localtime` (the host's zone, which
+/// the compose files mount) unless someone sets `TZ`. Call this first thing
+/// in `main`, before any thread exists: it edits the process environment.
 pub fn parse_config<C: clap::Parser>(env_prefix: &str) -> C {
     let empty: Vec<_> = std::env::vars_os()
         .filter(|(name, value)| {
             value.is_empty()
                 && name
                     .to_str()
-                    .is_some_and(|name| name.starts_with(env_prefix))
+                    .is_some_and(|name| name.starts_with(env_prefix) || name == "TZ")
         })
         .map(|(name, _)| name)
         .collect();

@@ -25,6 +25,12 @@ pub struct Config {
     #[arg(long, env = "SERVER_DIR", default_value = ".")]
     pub dir: PathBuf,
 
+    /// When started as root, become the user and group that own --dir
+    /// before opening any file, so that the files belong to the folder's
+    /// owner: under Docker, the host user who owns the log folder.
+    #[arg(long, env = "SERVER_RUN_AS_OWNER", value_parser = clap::builder::BoolishValueParser::new())]
+    pub run_as_owner: bool,
+
     /// Largest request accepted, in bytes; a larger one is answered with
     /// `ERR TOO_LARGE` and skipped, and the connection goes on.
     #[arg(long, env = "SERVER_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME,

@@ -8,7 +8,9 @@ use node::{runtime::exit_code, Fault};
 
 fn main() -> ExitCode {
     let config: server::Config = node::runtime::parse_config("SERVER_");
+    let owner = node::owner::adopt(config.run_as_owner, &config.dir);
     node::runtime::init_tracing();
+    owner.log();
     node::runtime::block_on(serve(config))
 }
 
