@@ -78,6 +78,7 @@ pass "image $image built without pulling ($(($(docker image inspect -f '{{.Size}
 logs=$(mktemp -d "${TMPDIR:-/tmp}/inf343-logs.XXXXXX")
 export TAREA1_LOGS=$logs
 export TAREA1_PULL_POLICY=never # never pull, never build: use the image above
+unset TZ # the tests set it where they mean to
 # Run as ourselves, in folders we create, so that we can read and remove
 # every file afterwards.
 export TAREA1_UID=${TAREA1_UID:-$(id -u)} TAREA1_GID=${TAREA1_GID:-$(id -g)}
@@ -155,8 +156,9 @@ a1() {
     local p="${run_id}a1" f=docker-compose.yml
     say "Activity 1: $f (project $p)"
     local count=${A1_COUNT:-200}
-    # A zone far from UTC, by name: the image must carry the zone database.
-    if ! CLIENT_COUNT=$count TZ=America/Santiago up "$p" "$f"; then
+    # TZ unset: the stamps follow the host's /etc/localtime, played here by
+    # a zone far from UTC.
+    if ! CLIENT_COUNT=$count TAREA1_LOCALTIME=/usr/share/zoneinfo/America/Santiago up "$p" "$f"; then
         fail "activity 1: compose up"
         show_logs "$p" "$f"
         return
@@ -178,11 +180,12 @@ a1() {
         fail "activity 1: the server stopped with the client"
     fi
     if checks activity1 "$logs" --client-ip "$client_ip" --messages $((count + 1)) --tz America/Santiago; then
-        pass "activity 1: log.txt and respuestas.txt agree, stamped in America/Santiago time"
+        pass "activity 1: log.txt and respuestas.txt agree, stamped in the host's zone (America/Santiago)"
     else
         fail "activity 1: log.txt and respuestas.txt"
     fi
     check_stop "server" "$server"
+    compose_for "$p" "$f" down -t 2 >/dev/null 2>&1
 }
 
 # The client stopped in the middle of a long run, as `docker stop` or Ctrl-C
@@ -206,6 +209,7 @@ a1_stop() {
     else
         fail "activity 1 stop: log.txt and respuestas.txt"
     fi
+    compose_for "$p" "$f" down -t 2 >/dev/null 2>&1
 }
 
 # --- Activity 2 --------------------------------------------------------------
@@ -216,14 +220,15 @@ a2() {
     local p="${run_id}a2" f=docker-compose.cluster.yml
     say "Activity 2: $f (project $p)"
     local count=${A2_COUNT:-3000}
+    # TZ by name overrides the host's zone: the image carries the zone database.
     if ! CLIENT_COUNT=$count CLIENT_PIPELINE=16 HEADNODE_HEARTBEAT_INTERVAL=1s HEADNODE_HEARTBEAT_TIMEOUT=500ms \
-        up "$p" "$f"; then
+        TZ=Asia/Tokyo up "$p" "$f"; then
         fail "activity 2: compose up"
         show_logs "$p" "$f"
         return
     fi
     local client status node
-    client=$(cid "$p" "$f" client)
+    client=$(cid "$p" "$f" cluster-client)
     status=$(wait_exit "$client" 180)
     if [[ $status == 0 ]]; then
         pass "activity 2: the client's messages were all confirmed (exit 0)"
@@ -235,6 +240,11 @@ a2() {
         pass "activity 2: data.txt files, registro_server.txt and registro_cliente.txt agree"
     else
         fail "activity 2: data.txt files and registros"
+    fi
+    if checks stamps "$logs/activity2/client/registro_cliente.txt" --tz Asia/Tokyo; then
+        pass "activity 2: TZ=Asia/Tokyo overrides the host's zone"
+    else
+        fail "activity 2: TZ=Asia/Tokyo"
     fi
     local missing=()
     for node in "${nodes[@]}"; do
@@ -326,7 +336,7 @@ a2_kill() {
         return
     fi
     local client victim_id registro="$logs/activity2/client/registro_cliente.txt"
-    client=$(cid "$p" "$f" client)
+    client=$(cid "$p" "$f" cluster-client)
     victim_id=$(cid "$p" "$f" "$victim")
     # Kill the node (SIGKILL: no goodbye) once the client is under way.
     wait_until 60 at_least "$registro" 2000
@@ -370,9 +380,129 @@ a2_kill() {
     fi
 }
 
+# --- Both activities from one folder -----------------------------------------
+# Run from the same folder, both files make one Compose project (the
+# folder's name; here one -p for both). Each must come up, run again and go
+# down in any order with no effect on the other, and with no orphan warning.
+together() {
+    local p="${run_id}both" a1=docker-compose.yml a2=docker-compose.cluster.yml
+    say "Both activities as one project (project $p)"
+    local -x SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+    rm -rf "${logs:?}"/activity1/*/* "${logs:?}"/activity2/*/*
+    local out="$logs/compose-output.txt"
+    projects+=("$p:$a1" "$p:$a2")
+    : >"$out"
+    # Activity 1 up, then Activity 2 beside it.
+    CLIENT_COUNT=20 compose_for "$p" "$a1" up -d --no-build >>"$out" 2>&1 &&
+        CLIENT_COUNT=20 compose_for "$p" "$a2" up -d --no-build >>"$out" 2>&1 ||
+        { fail "together: up of both"; cat "$out" >&2; return; }
+    local c1 c2
+    c1=$(cid "$p" "$a1" client)
+    c2=$(cid "$p" "$a2" cluster-client)
+    if [[ $(wait_exit "$c1" 120) == 0 && $(wait_exit "$c2" 120) == 0 ]]; then
+        pass "together: both clients ran side by side and exited 0"
+    else
+        fail "together: client exit statuses $(docker inspect -f '{{.State.ExitCode}}' "$c1" "$c2" | tr '\n' ' ')"
+        show_logs "$p" "$a2"
+    fi
+    # Activity 1 down while Activity 2 runs: Activity 2 keeps running and
+    # runs its client again.
+    compose_for "$p" "$a1" down -t 2 >>"$out" 2>&1
+    local before
+    before=$(checks count "$logs/activity2/client/registro_cliente.txt")
+    if [[ $(docker inspect -f '{{.State.Running}}' "$(cid "$p" "$a2" headnode)") == true ]] &&
+        compose_for "$p" "$a2" start cluster-client >>"$out" 2>&1 &&
+        [[ $(wait_exit "$c2" 120) == 0 ]] &&
+        (($(checks count "$logs/activity2/client/registro_cliente.txt") == before + 21)); then
+        pass "together: Activity 1 down, Activity 2 still up and its client runs again"
+    else
+        fail "together: Activity 2 after Activity 1 went down"
+        tail -20 "$out" >&2
+    fi
+    # The other order: Activity 1 up again beside it, Activity 2 down,
+    # Activity 1's client run again with `start client`.
+    CLIENT_COUNT=20 compose_for "$p" "$a1" up -d --no-build >>"$out" 2>&1
+    c1=$(cid "$p" "$a1" client)
+    wait_exit "$c1" 120 >/dev/null
+    compose_for "$p" "$a2" down -t 2 >>"$out" 2>&1
+    before=$(checks count "$logs/activity1/client/respuestas.txt")
+    if compose_for "$p" "$a1" start client >>"$out" 2>&1 &&
+        [[ $(wait_exit "$c1" 120) == 0 ]] &&
+        (($(checks count "$logs/activity1/client/respuestas.txt") == before + 21)); then
+        pass "together: Activity 2 down, Activity 1's client runs again with start client"
+    else
+        fail "together: Activity 1 after Activity 2 went down"
+        tail -20 "$out" >&2
+    fi
+    compose_for "$p" "$a1" down -t 2 >>"$out" 2>&1
+    if grep -qi "orphan" "$out"; then
+        fail "together: Compose warned about orphans: $(grep -i -m1 orphan "$out")"
+    elif grep -qi -E "error|not found" "$out"; then
+        fail "together: Compose said: $(grep -i -m1 -E "error|not found" "$out")"
+    else
+        pass "together: no orphan warning and no error from Compose"
+    fi
+}
+
+# --- A newcomer's run: a normal user, plain `up`, files they own ---------------
+# As a user who is not root, on a copy of the repository's files, with no
+# variable set: plain `up` starts from the image that is there (no build,
+# no pull) and every file under logs/ belongs to that user, who can delete
+# it. CI runs as root, which would prove nothing, so the test makes a user.
+newcomer() {
+    say "A newcomer: plain up as a normal user"
+    if [[ $(id -u) != 0 ]]; then
+        printf 'SKIP  newcomer: creating a test user needs root\n'
+        return
+    fi
+    local user=inf343ct home
+    local -x SERVER_PORT=127.0.0.1:$(free_port)
+    id "$user" >/dev/null 2>&1 || useradd --create-home --groups docker "$user" ||
+        { fail "newcomer: useradd $user"; return; }
+    home=$(mktemp -d "${TMPDIR:-/tmp}/inf343-newcomer.XXXXXX")
+    chmod 755 "$home"
+    # The folder's name is the project's: plain `up`, no -p.
+    local p="${run_id}new"
+    local tree="$home/$p"
+    # The repository's own files, as a clone would hold them.
+    mkdir -p "$tree"
+    (cd "$repo" && git ls-files -co --exclude-standard -- docker-compose.yml \
+        docker-compose.cluster.yml .env logs) | (cd "$repo" && xargs cp --parents -t "$tree")
+    chown -R "$user:" "$home"
+    projects+=("$p:docker-compose.yml")
+    local as_user=(runuser -u "$user" -- env -u TAREA1_LOGS -u TAREA1_UID -u TAREA1_GID
+        -u TAREA1_PULL_POLICY HOME="/home/$user" SERVER_PORT="$SERVER_PORT" CLIENT_COUNT=20)
+    local out
+    if out=$(cd "$tree" && "${as_user[@]}" "${compose[@]}" up --exit-code-from client 2>&1); then
+        pass "newcomer: plain up as $user ran Activity 1 to the end from the image there"
+    else
+        fail "newcomer: plain up as $user"
+        printf '%s\n' "$out" | tail -20 >&2
+    fi
+    if printf '%s' "$out" | grep -q -E "Pulling|Building|pull access"; then
+        fail "newcomer: plain up tried to pull or build: $(printf '%s' "$out" | grep -m1 -E 'Pulling|Building|pull access')"
+    fi
+    local foreign
+    foreign=$(find "$tree/logs" ! -user "$user" | head -3)
+    if [[ -z $foreign ]] && [[ -s $tree/logs/activity1/server/log.txt ]]; then
+        pass "newcomer: every file under logs/ belongs to $user"
+    else
+        fail "newcomer: files not owned by $user: $foreign"
+    fi
+    if (cd "$tree" && "${as_user[@]}" "${compose[@]}" down -t 2 >/dev/null 2>&1) &&
+        runuser -u "$user" -- rm -r "$tree/logs/activity1/server/log.txt" "$tree/logs/activity1/client/respuestas.txt"; then
+        pass "newcomer: $user deletes the log files without sudo"
+    else
+        fail "newcomer: $user cannot delete the log files"
+    fi
+    rm -rf "$home"
+}
+
 a1
 a1_stop
 a2
 a2_kill
+together
+newcomer
 summary
 ((failed == 0))

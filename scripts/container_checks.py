@@ -9,6 +9,7 @@ exits 0 when every check holds, 1 otherwise (with the reasons on stderr).
   heartbeat FILE NODE active|inactive [--after-line K]
                                       is there such a line (after line K)?
   count FILE                          number of lines (0 if missing)
+  stamps FILE --tz ZONE               the first line is stamped ZONE's time
   probe --interface IP [--source IP] [--none]
                                       hear the multicast heartbeat probes
                                       (run inside a container's network
@@ -111,14 +112,7 @@ def activity1(args):
         )
         checks.expect(exits == 1, f"exit was confirmed {exits} times, not once")
     if args.tz and client:
-        # The stamps are local time in the zone the containers were given.
-        stamp = datetime.datetime.strptime(client[0][:19], "%Y-%m-%d %H:%M:%S")
-        now = datetime.datetime.now(zoneinfo.ZoneInfo(args.tz)).replace(tzinfo=None)
-        skew = abs((now - stamp).total_seconds())
-        checks.expect(
-            skew < 600,
-            f"respuestas.txt's first stamp {client[0][:19]} is not {args.tz} time (now {now:%H:%M:%S})",
-        )
+        check_zone(checks, client[0], "respuestas.txt", args.tz)
     senders = {ip for (ip, _, _) in received}
     if args.client_ip:
         checks.expect(
@@ -127,6 +121,30 @@ def activity1(args):
         )
     last = "no 'exit' (interrupted)" if args.interrupted else "last 'exit'"
     return checks.finish(f"{len(client)} messages, {last}, formats right, sender {sorted(senders)}")
+
+
+def check_zone(checks, line, what, zone):
+    """The stamp of `line` is local time in `zone`, give or take 10 min."""
+    try:
+        stamp = datetime.datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        checks.expect(False, f"{what}'s first line has no time stamp: {line!r}")
+        return
+    now = datetime.datetime.now(zoneinfo.ZoneInfo(zone)).replace(tzinfo=None)
+    skew = abs((now - stamp).total_seconds())
+    checks.expect(
+        skew < 600,
+        f"{what}'s first stamp {line[:19]} is not {zone} time (now {now:%H:%M:%S})",
+    )
+
+
+def stamps(args):
+    checks = Checks()
+    lines = read_lines(args.file)
+    checks.expect(lines, f"{args.file} is empty or missing")
+    if lines:
+        check_zone(checks, lines[0], Path(args.file).name, args.tz)
+    return checks.finish(f"{Path(args.file).name} is stamped in {args.tz} time")
 
 
 def activity2(args):
@@ -296,6 +314,11 @@ def main():
     p = sub.add_parser("count")
     p.add_argument("file")
     p.set_defaults(run=count)
+
+    p = sub.add_parser("stamps")
+    p.add_argument("file")
+    p.add_argument("--tz", required=True)
+    p.set_defaults(run=stamps)
 
     p = sub.add_parser("probe")
     p.add_argument("--group", default="239.255.43.1:10010")
