@@ -59,14 +59,14 @@ pub enum Unreadable {
 }
 
 impl Unreadable {
-    /// In words, for the table.
+    /// In words, after "N line(s)".
     pub fn describe(self) -> &'static str {
         match self {
-            Unreadable::NotUtf8 => "not UTF-8",
-            Unreadable::NoSeparator => "no ' -> '",
-            Unreadable::BadEscape => "a malformed escape",
-            Unreadable::BadLeft => "no time stamp or address before ' -> '",
-            Unreadable::BadSentence => "not a sentence this file holds",
+            Unreadable::NotUtf8 => "are not UTF-8",
+            Unreadable::NoSeparator => "have no ' -> '",
+            Unreadable::BadEscape => "hold a malformed escape",
+            Unreadable::BadLeft => "have no time stamp or address before ' -> '",
+            Unreadable::BadSentence => "are not a sentence this file holds",
         }
     }
 }

@@ -185,7 +185,7 @@ pub fn checks<'l>(ledger: &'l Ledger<'_>, sources: &Sources<'_>, limit: &Limit) 
     checks.push(match sources.cliente {
         Some(_) => {
             let findings = data_findings(ledger, &pairs, sources, limit, twice, |node, lines| {
-                format!("{lines} copies in {} beyond the confirmations of their message (allowed, at least once: stored again after a datanode failed before confirming)", name(node))
+                format!("{lines} copies in {} beyond the confirmations of their message (allowed: at least once stores a message again when its datanode failed or stalled before confirming)", name(node))
             });
             limit.observation("stored-twice", title, findings)
         }

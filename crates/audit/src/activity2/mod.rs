@@ -230,3 +230,6 @@ fn placement_test(
         .collect();
     placement::test(&counts, counted_in)
 }
+
+#[cfg(test)]
+mod tests;
