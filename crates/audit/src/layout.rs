@@ -261,7 +261,7 @@ mod tests {
             Err(Error::UnknownFile { .. })
         ));
         assert!(matches!(
-            Layout::find(&[empty.clone()], Path::new("x")),
+            Layout::find(std::slice::from_ref(&empty), Path::new("x")),
             Err(Error::NoLogs { .. })
         ));
         assert!(matches!(

@@ -61,6 +61,11 @@ impl Names {
     pub fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// Whether no name was seen.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 /// Where one message is, according to each file, as line numbers.
