@@ -14,13 +14,13 @@ use clap::{builder::BoolishValueParser, Parser};
 /// Exits 0 when every guarantee holds, 1 when one is broken (the report
 /// says which, with file and line numbers), 2 for a usage error.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "audit", version, about, long_about = None)]
+#[command(name = "audit", version, long_about = None)]
 pub struct Config {
     /// Folders or files of one run: a folder is searched (three levels
     /// deep) for log files by name, a file is taken by its name; a
     /// data.txt belongs to the datanode its folder is named after. Without
-    /// any, <LOGS>/activity1 and <LOGS>/activity2 are audited, as compose
-    /// writes them.
+    /// any, the folders activity1 and activity2 under --logs are audited,
+    /// as compose writes them.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
