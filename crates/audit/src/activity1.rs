@@ -27,7 +27,7 @@ use crate::{
     answers::{count_error, error_code, ErrorCounts},
     findings::{all_hold, quote, skipped, times, Check, Limit},
     layout::Activity1Files,
-    logfile::{is_timestamp, FileSummary, LogFile, Unreadable},
+    logfile::{with_left, FileSummary, LogFile, Unreadable},
     readable::{complete_check, readable_check, UnreadableLines},
     Error,
 };
@@ -89,12 +89,8 @@ pub fn check(
     let mut waiting: HashMap<std::borrow::Cow<'_, str>, VecDeque<Logged>> = HashMap::new();
     let mut log_unreadable = UnreadableLines::default();
     for (line, record) in log.iter().flat_map(|file| file.records()) {
-        let record = match record {
-            Ok(record) if record.left.parse::<SocketAddr>().is_ok() => record,
-            Ok(_) => {
-                log_unreadable.add(line, Unreadable::BadLeft);
-                continue;
-            }
+        let record = match with_left(record, |left| left.parse::<SocketAddr>().is_ok()) {
+            Ok(record) => record,
             Err(why) => {
                 log_unreadable.add(line, why);
                 continue;
@@ -125,12 +121,8 @@ pub fn check(
     let mut unmatched: Vec<(String, Vec<u32>)> = Vec::new();
     let mut unmatched_index: HashMap<String, usize> = HashMap::new();
     for (line, record) in respuestas.iter().flat_map(|file| file.records()) {
-        let record = match record {
-            Ok(record) if is_timestamp(record.left) => record,
-            Ok(_) => {
-                answers_unreadable.add(line, Unreadable::BadLeft);
-                continue;
-            }
+        let record = match with_left(record, journal::is_timestamp) {
+            Ok(record) => record,
             Err(why) => {
                 answers_unreadable.add(line, why);
                 continue;

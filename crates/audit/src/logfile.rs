@@ -157,16 +157,17 @@ pub fn parse_record(line: &[u8]) -> Result<Record<'_>, Unreadable> {
     Ok(Record { left, text })
 }
 
-/// Whether `left` is a `YYYY-mm-dd HH:MM:SS` time stamp.
-pub fn is_timestamp(left: &str) -> bool {
-    let b = left.as_bytes();
-    b.len() == 19
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            4 | 7 => c == b'-',
-            10 => c == b' ',
-            13 | 16 => c == b':',
-            _ => c.is_ascii_digit(),
-        })
+/// `record`, if its left part passes `left_is` (a time stamp, an
+/// address): the nodes write nothing else there.
+pub fn with_left<'a>(
+    record: Result<Record<'a>, Unreadable>,
+    left_is: impl Fn(&str) -> bool,
+) -> Result<Record<'a>, Unreadable> {
+    match record {
+        Ok(record) if left_is(record.left) => Ok(record),
+        Ok(_) => Err(Unreadable::BadLeft),
+        Err(why) => Err(why),
+    }
 }
 
 #[cfg(test)]
@@ -214,9 +215,16 @@ mod tests {
     }
 
     #[test]
-    fn recognises_time_stamps() {
-        assert!(is_timestamp("2019-10-05 01:57:38"));
-        assert!(!is_timestamp("172.19.0.3:46274"));
-        assert!(!is_timestamp("2019-10-05 01:57:3x"));
+    fn a_left_part_that_is_not_what_the_file_holds_is_unreadable() {
+        let record = parse_record(b"172.19.0.3:46274 -> Hola");
+        assert!(with_left(record.clone(), |left| left.contains(':')).is_ok());
+        assert_eq!(
+            with_left(record, journal::is_timestamp),
+            Err(Unreadable::BadLeft)
+        );
+        assert_eq!(
+            with_left(Err(Unreadable::NotUtf8), |_| true),
+            Err(Unreadable::NotUtf8)
+        );
     }
 }

@@ -21,7 +21,7 @@ use std::{borrow::Cow, collections::HashMap};
 
 use crate::{
     answers::{count_error, error_code, ErrorCounts},
-    logfile::{is_timestamp, LogFile, Record, Unreadable},
+    logfile::{with_left, LogFile, Record, Unreadable},
     readable::UnreadableLines,
 };
 
@@ -180,11 +180,7 @@ impl<'a> Ledger<'a> {
 
 /// A record whose left part is a time stamp, as every Activity 2 file has.
 pub fn timestamped(record: Result<Record<'_>, Unreadable>) -> Result<Record<'_>, Unreadable> {
-    match record {
-        Ok(record) if is_timestamp(record.left) => Ok(record),
-        Ok(_) => Err(Unreadable::BadLeft),
-        Err(why) => Err(why),
-    }
+    with_left(record, journal::is_timestamp)
 }
 
 /// The message and name that `parse` finds in `text`, borrowed from the
