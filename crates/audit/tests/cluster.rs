@@ -88,6 +88,12 @@ fn a_clean_run_audits_with_every_guarantee_holding() {
 #[test]
 fn a_failover_run_audits_with_every_guarantee_and_names_the_killed_datanode() {
     let mut cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &[]);
+    // A round that saw dn2 active, so that the kill is a change of state.
+    assert!(
+        testkit::wait_until(PATIENCE, || heartbeats(&cluster.heartbeat_file())
+            .contains(&("dn2".to_owned(), true))),
+        "dn2 never reported active"
+    );
     let log = client_log(&cluster);
     let args: Vec<String> = [
         "--connect",
