@@ -26,7 +26,7 @@ builder=${TAREA1_BUILDER:-auto}
 # engine, which shares the host's architecture.
 triple=$(rustc -vV | sed -n 's/^host: //p')
 [[ -n $triple ]] || { printf 'build-image: error: rustc -vV names no host\n' >&2; exit 1; }
-bins=(server client headnode datanode)
+bins=(server client headnode datanode audit)
 
 say() { printf 'build-image: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -42,7 +42,7 @@ say "compiling static release binaries ($triple)"
 RUSTFLAGS="-C target-feature=+crt-static" \
     CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     cargo build --locked --release \
-    --target "$triple" -p server -p client -p headnode -p datanode
+    --target "$triple" -p server -p client -p headnode -p datanode -p audit
 out="${CARGO_TARGET_DIR:-target}/$triple/release"
 
 ctx=$(mktemp -d "${TMPDIR:-/tmp}/inf343-image.XXXXXX")

@@ -87,7 +87,7 @@ mod record;
 
 pub use durability::{parse_duration, Durability};
 pub use error::{Error, Fault};
-pub use record::{parse_record, timestamp, Record};
+pub use record::{is_timestamp, parse_record, timestamp, Record};
 
 use std::{
     fs::File,

@@ -83,6 +83,20 @@ fn format_local(instant: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// Whether `left` is a time stamp as [`timestamp`] writes it
+/// (`YYYY-mm-dd HH:MM:SS`): what readers of the files (the audit, the
+/// tests) check the left part of a line against.
+pub fn is_timestamp(left: &str) -> bool {
+    let b = left.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b' ',
+            13 | 16 => c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 /// Splits a log line into its left part and its unescaped text.
 pub fn parse_record(line: &str) -> Option<(&str, String)> {
     let (left, text) = line.split_once(SEPARATOR)?;
@@ -137,7 +151,10 @@ mod tests {
     #[test]
     fn timestamps_have_the_seed_format() {
         let stamp = timestamp();
-        assert_eq!(stamp.len(), 19, "{stamp}");
+        assert!(is_timestamp(&stamp), "{stamp}");
+        assert!(is_timestamp("2019-10-05 01:57:38"));
+        assert!(!is_timestamp("172.19.0.3:46274"));
+        assert!(!is_timestamp("2019-10-05 01:57:3x"));
         assert!(chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S").is_ok());
     }
 }

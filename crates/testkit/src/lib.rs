@@ -359,16 +359,7 @@ pub fn read_records(path: impl AsRef<Path>) -> Vec<(String, String)> {
 }
 
 /// Whether `left` is a `YYYY-mm-dd HH:MM:SS` time stamp.
-pub fn is_timestamp(left: &str) -> bool {
-    let b = left.as_bytes();
-    b.len() == 19
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            4 | 7 => c == b'-',
-            10 => c == b' ',
-            13 | 16 => c == b':',
-            _ => c.is_ascii_digit(),
-        })
-}
+pub use journal::is_timestamp;
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
