@@ -92,13 +92,23 @@ pub fn block_on<F: std::future::Future>(main: F) -> F::Output {
 /// or one session (the link): a work-stealing pool made them pay for
 /// cross-thread wake-ups, futex sleeps and allocator contention on every
 /// batch, much of their CPU per message (figures in docs/PERFORMANCE.md).
+///
+/// Once `main` returns, blocking work still running gets
+/// [`BLOCKING_GRACE`] to finish (an fsync in flight), not more: a DNS
+/// lookup of a peer that is gone can hang for many seconds, and `docker
+/// stop` must not wait for it.
 pub fn block_on_current_thread<F: std::future::Future>(main: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("start the Tokio runtime")
-        .block_on(main)
+        .expect("start the Tokio runtime");
+    let output = runtime.block_on(main);
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    output
 }
+
+/// How long a node waits, once done, for its blocking work to finish.
+pub const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Like [`block_on_current_thread`], but returns as soon as `main` does,
 /// without waiting for blocking work still running (a DNS lookup of a peer
