@@ -348,6 +348,70 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
+/// A small tmpfs mounted on a folder, for tests of a full disk; unmounted
+/// on drop.
+///
+/// Mounting needs root (CI runs as root): [`Tmpfs::mount`] returns `None`
+/// elsewhere, after printing why the test is skipped, so that a developer's
+/// run says so instead of failing or passing in silence.
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it: `64k`) on
+    /// `dir`, created if missing; `None` (the test should return) if it
+    /// cannot. `test` names the test in the skip message.
+    pub fn mount(test: &str, dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs {
+                dir: dir.to_path_buf(),
+            }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED {test}: cannot mount a tmpfs (needs root; CI runs as root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(err) => {
+                eprintln!("SKIPPED {test}: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    /// The mounted folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fills the file system with `filler` until a write fails (the disk is
+    /// full); returns the filler's path.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let block = [0u8; 1024];
+        while file.write_all(&block).is_ok() {}
+        // What a partial block left room for.
+        while file.write_all(&block[..1]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process a failed test left running may still hold a file.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
