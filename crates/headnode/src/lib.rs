@@ -323,6 +323,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     link::serve(reader, write, peer, name, router, shared.max_frame).await;
                 }
                 Ok(_) => unreachable!("the verb is REGISTER"),
+                // BAD_UTF8 or BAD_ARGUMENT: closed either way, since the
+                // peer meant to be a datanode (PROTOCOL.md, section 6).
                 Err(err) => {
                     tracing::warn!(%peer, %err, "bad REGISTER");
                     refuse(&mut write, &err).await;

@@ -123,6 +123,10 @@ async fn after_a_failed_sync_nothing_more_is_confirmed() {
     }
     let err = journal.append(b"later\n").await.unwrap_err();
     assert!(err.to_string().contains("earlier failure"), "{err}");
+    assert!(
+        err.to_string().contains("restart the node"),
+        "says how to recover: {err}"
+    );
     assert!(journal.sync().await.is_err());
     // Nothing was written after the failure was known.
     assert!(!read(&journal).contains("later"));

@@ -1,7 +1,9 @@
-//! Rotating `log.txt` under a running server (issue 11, item 2), with real
-//! processes: logrotate's `copytruncate` followed by a full disk never pads
-//! the file with NUL bytes, and `create`-style rotation (rename, or
-//! remove) moves the writes to a new `log.txt` without losing a line.
+//! What happens to `log.txt` under a running server, with real processes
+//! (issue 11): logrotate's `copytruncate` followed by a full disk never pads
+//! the file with NUL bytes; `create`-style rotation (rename, or remove)
+//! moves the writes to a new `log.txt` without losing a line; a file made
+//! immutable is answered `ERR STORAGE`, saying how it recovers, until it is
+//! writable again.
 
 use std::{
     io::{Read, Write},
@@ -147,4 +149,40 @@ fn renamed_or_removed_log_files_are_followed() {
     held.extend(messages(&rotated));
     held.extend(messages(&log));
     assert_eq!(held, confirmed, "each confirmed message once, in order");
+}
+
+/// `chattr +i` makes every write fail with `EPERM`: `ERR STORAGE`, whose
+/// reason says that later writes are tried again; and they are: once the
+/// flag is off, messages are confirmed again without a restart.
+#[test]
+fn an_immutable_log_file_is_storage_errors_until_it_is_writable_again() {
+    let root = TempDir::new().unwrap();
+    let dir = root.path().join("server");
+    let server = server(&dir);
+    let log = dir.join("log.txt");
+    let mut conn = Conn::open(&server);
+    conn.confirmed("before");
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&log)
+            .output()
+    };
+    match chattr("+i") {
+        Ok(out) if out.status.success() => {}
+        other => {
+            eprintln!(
+                "SKIPPED an_immutable_log_file_is_storage_errors_until_it_is_writable_again: \
+                 chattr +i needs root and a file system with the flag: {other:?}"
+            );
+            return;
+        }
+    }
+    let reply = conn.send("while immutable");
+    let undone = chattr("-i");
+    assert!(reply.starts_with("ERR STORAGE"), "{reply}");
+    assert!(reply.contains("later writes are tried again"), "{reply}");
+    assert!(undone.unwrap().status.success());
+    conn.confirmed("after");
+    assert_eq!(messages(&log), ["before", "after"]);
 }
