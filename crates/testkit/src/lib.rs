@@ -348,6 +348,65 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
+/// The soft limit on this process's open files (`ulimit -n`), if known.
+pub fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// How many connections a flood test may open: `wanted`, or fewer when
+/// `ulimit -n` is low (both ends of each connection are on this machine,
+/// and the node under test has the same limit), printing so.
+pub fn flood_size(wanted: usize) -> usize {
+    let limit = open_files_limit().unwrap_or(1024);
+    let room = limit.saturating_sub(128) / 2;
+    if room < wanted {
+        eprintln!("ulimit -n is {limit}: flooding with {room} connections instead of {wanted}");
+    }
+    wanted.min(room)
+}
+
+/// Opens `count` connections to `addr` that each send half a frame
+/// header (two of its four bytes) and then nothing: a slowloris flood.
+/// Connections beyond what the node accepts wait in its backlog.
+pub fn half_open_flood(addr: SocketAddr, count: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..count)
+        .map(|n| {
+            let mut stream = std::net::TcpStream::connect(addr)
+                .unwrap_or_else(|err| panic!("flood connection {n} to {addr}: {err}"));
+            stream.write_all(&[0, 0]).expect("half a header");
+            stream
+        })
+        .collect()
+}
+
+/// Whether the peer closes every one of `streams` within `timeout` (a read
+/// sees the end, or a reset), reading nothing but the end.
+pub fn all_closed(streams: &mut [std::net::TcpStream], timeout: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + timeout;
+    streams.iter_mut().all(|stream| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set a read timeout");
+        let mut byte = [0u8; 64];
+        match stream.read(&mut byte) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a reply to something: keep reading to the end
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    })
+}
+
 /// A small tmpfs mounted on a folder, for tests of a full disk; unmounted
 /// on drop.
 ///
