@@ -270,15 +270,15 @@ async fn a_second_writer_of_one_file_is_refused_while_the_first_lives() {
     Journal::open(&path, Durability::Never).expect("free once the first is gone");
 }
 
+/// Makes `journal` look at its path `every` from now on.
+fn follow_every(journal: &Journal, every: Duration) {
+    journal.inner.file.lock().unwrap().follow_every(every);
+}
+
 /// A journal whose next write looks at its path at once.
 fn following(path: &Path, durability: Durability) -> Journal {
     let journal = Journal::open(path, durability).unwrap();
-    journal
-        .inner
-        .file
-        .lock()
-        .unwrap()
-        .follow_every(Duration::ZERO);
+    follow_every(&journal, Duration::ZERO);
     journal
 }
 
@@ -378,21 +378,11 @@ async fn the_path_is_looked_at_only_once_per_interval() {
     let path = dir.path().join("log.txt");
     let journal = Journal::open(&path, Durability::Never).unwrap();
     // An hour, so that a loaded machine cannot make it pass.
-    journal
-        .inner
-        .file
-        .lock()
-        .unwrap()
-        .follow_every(Duration::from_secs(3600));
+    follow_every(&journal, Duration::from_secs(3600));
     std::fs::rename(&path, dir.path().join("log.txt.1")).unwrap();
     journal.append(b"still the old file\n").await.unwrap();
     assert!(!path.exists(), "followed before its interval");
-    journal
-        .inner
-        .file
-        .lock()
-        .unwrap()
-        .follow_every(Duration::ZERO);
+    follow_every(&journal, Duration::ZERO);
     journal.append(b"new\n").await.unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
 }

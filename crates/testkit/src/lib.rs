@@ -407,6 +407,33 @@ pub fn all_closed(streams: &mut [std::net::TcpStream], timeout: Duration) -> boo
     })
 }
 
+/// Asserts that, under a flood whose connections are `held`, `client
+/// --ping` at `addr` is answered, and that the node then closes every held
+/// connection within `patience`. Returns how long the ping took.
+pub fn assert_flood_survived(
+    addr: &str,
+    held: &mut [std::net::TcpStream],
+    patience: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let ping = run(
+        "client",
+        &["--connect", addr, "--ping", "--connect-timeout", "30s"],
+        patience,
+    );
+    let answered = started.elapsed();
+    assert!(
+        ping.status.success(),
+        "ping under the flood: {}",
+        ping.stderr
+    );
+    assert!(
+        all_closed(held, patience),
+        "a half-open connection was kept"
+    );
+    answered
+}
+
 /// A small tmpfs mounted on a folder, for tests of a full disk; unmounted
 /// on drop.
 ///
