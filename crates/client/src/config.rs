@@ -71,6 +71,15 @@ pub struct Config {
           value_parser = parse_max_frame)]
     pub max_frame: usize,
 
+    /// How long the client waits with requests unanswered and no reply at
+    /// all before it takes the connection as lost (e.g. 30s, 2m): it then
+    /// stops, reports the unanswered messages as unconfirmed and exits 1.
+    /// Longer than the headnode's --unavailable-timeout, within which it
+    /// answers every message. 0s waits forever.
+    #[arg(long, env = "CLIENT_REPLY_TIMEOUT", default_value = "30s",
+          value_parser = node::parse_duration)]
+    pub reply_timeout: Duration,
+
     /// Probe only, for health checks: connect (within --connect-timeout),
     /// send PING, exit 0 on PONG and non-zero otherwise. Sends no message
     /// and writes no log file; every other message option is ignored.
@@ -93,6 +102,11 @@ impl Config {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => std::path::Path::new("."),
         }
+    }
+
+    /// `--reply-timeout`, `None` for `0s` (no limit).
+    pub fn reply_timeout(&self) -> Option<Duration> {
+        (!self.reply_timeout.is_zero()).then_some(self.reply_timeout)
     }
 
     /// The largest reply frame accepted: replies wrap the message.
@@ -119,6 +133,11 @@ mod tests {
         assert!(!config.stdin && !config.ping);
         assert_eq!(config.connect_timeout, Duration::from_secs(30));
         assert_eq!(config.pipeline.get(), 1);
+        assert_eq!(config.reply_timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse(&["--reply-timeout", "0s"]).unwrap().reply_timeout(),
+            None
+        );
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(config.max_reply(), DEFAULT_MAX_FRAME + ENVELOPE_ALLOWANCE);
     }

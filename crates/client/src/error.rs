@@ -76,6 +76,21 @@ pub enum Error {
         /// How long the client waited.
         wait: Duration,
     },
+    /// Requests were owed and the peer sent nothing for `--reply-timeout`:
+    /// the connection is taken as lost (a later issue reconnects and
+    /// resends here, once messages carry ids).
+    #[error(
+        "{peer} sent no reply for {wait:?} while {owed} request(s) waited \
+         (--reply-timeout); taking the connection as lost"
+    )]
+    ReplyTimeout {
+        /// The `--connect` address.
+        peer: String,
+        /// The `--reply-timeout`.
+        wait: Duration,
+        /// How many requests were unanswered.
+        owed: u64,
+    },
     /// The peer sent something that is not an answer to a request.
     #[error("{peer} {problem}; is --connect the address of a server or headnode?")]
     BadReply {
@@ -107,6 +122,7 @@ impl Error {
             | Error::ConnectionLost { .. }
             | Error::PeerClosed { .. }
             | Error::NoAnswer { .. }
+            | Error::ReplyTimeout { .. }
             | Error::Input { .. } => Fault::Io,
         }
     }
@@ -141,6 +157,8 @@ fn is_bad_path(kind: io::ErrorKind) -> bool {
             | IsADirectory
             | NotADirectory
             | ReadOnlyFilesystem
+            // The journal's lock: another process writes this --log.
+            | WouldBlock
     )
 }
 

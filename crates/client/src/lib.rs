@@ -69,6 +69,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
         log: &log,
         out: &mut io::stdout(),
         stop,
+        reply_timeout: config.reply_timeout(),
     };
     Ok(exchange.run(read, write).await)
 }

@@ -389,6 +389,12 @@ async fn serve_link(
             tracing::warn!(%peer, %err, "lost the link to the headnode; registering again");
             LinkEnd::Served
         }
+        // The link's session has no timeouts (its silence is the reader's
+        // idle timeout above); kept for completeness.
+        SessionEnd::TimedOut(expired) => {
+            tracing::warn!(%peer, %expired, "the link timed out; registering again");
+            LinkEnd::Served
+        }
     }
 }
 

@@ -51,12 +51,12 @@ use std::{
 
 use bytes::BytesMut;
 use clap::Parser;
-use futures::StreamExt;
 use journal::{Durability, Journal};
 use node::{
-    listener::DEFAULT_MAX_CONNECTIONS,
+    listener::{Slot, DEFAULT_MAX_CONNECTIONS},
     parse_duration,
     session::{Session, SessionConfig},
+    watchdog::{Timeouts, DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT},
     MessageVerb,
 };
 use protocol::{
@@ -167,10 +167,28 @@ pub struct Config {
           value_parser = protocol::parse_max_frame)]
     pub max_frame: usize,
 
-    /// Connections (clients and datanodes) served at once; more wait in the
-    /// kernel's backlog.
+    /// Client connections served at once; more wait in the kernel's
+    /// backlog, or take the place of the oldest connection that has sent no
+    /// whole frame. A datanode's link gives its place back once registered,
+    /// so clients never lock datanodes out.
     #[arg(long, env = "HEADNODE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+
+    /// How long a request may take to arrive once its first bytes have
+    /// (`10s`, `500ms`): a connection that leaves a frame unfinished longer
+    /// is closed, so that peers holding connections with half a frame
+    /// (slowloris) cannot keep the connection places. Checked every quarter
+    /// of the shorter timeout, so a frame gets up to 1.25 times this. `0s`:
+    /// no bound.
+    #[arg(long, env = "HEADNODE_FRAME_TIMEOUT", default_value = DEFAULT_FRAME_TIMEOUT,
+          value_parser = parse_duration)]
+    pub frame_timeout: Duration,
+
+    /// How long a client connection may stay open sending nothing while
+    /// it is owed nothing (`5m`); it is then closed. `0s`: no bound.
+    #[arg(long, env = "HEADNODE_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT,
+          value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// When registro_server.txt and heartbeat_server.txt are forced to disk:
     /// `never`, `always` (before answering the client), or an interval such
@@ -228,6 +246,8 @@ impl Config {
 struct Shared {
     router: RouterHandle,
     max_frame: usize,
+    /// Bounds on client connections, and on any connection's first frame.
+    timeouts: Timeouts,
     shutdown: CancellationToken,
 }
 
@@ -288,13 +308,14 @@ pub async fn run(
     let shared = Arc::new(Shared {
         router,
         max_frame: config.max_frame,
+        timeouts: Timeouts::from_flags(config.frame_timeout, config.idle_timeout),
         shutdown: shutdown.clone(),
     });
     node::listener::serve(
         listener,
         shutdown,
         config.max_connections,
-        |stream, peer| connection(stream, peer, Arc::clone(&shared)),
+        |stream, peer, slot| connection(stream, peer, slot, Arc::clone(&shared)),
     )
     .await;
     tracing::info!("headnode stopped");
@@ -324,14 +345,21 @@ async fn check_multicast(config: &Config) {
     }
 }
 
-/// Serves one connection: its first frame decides its role.
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection: its first frame decides its role. `slot` is its
+/// place among the connections served; a datanode link gives it back.
+async fn connection(stream: TcpStream, peer: SocketAddr, mut slot: Slot, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut reader = FramedRead::new(read, FrameCodec::new(shared.max_frame));
-    let first = tokio::select! {
-        first = reader.next() => first,
-        _ = shared.shutdown.cancelled() => return,
-    };
+    // Bounded as a client's frames are: whoever connects and never
+    // finishes a frame is no datanode either.
+    let first = node::listener::read_first_frame(
+        &mut reader,
+        peer,
+        &slot,
+        shared.timeouts,
+        &shared.shutdown,
+    )
+    .await;
     let frame = match first {
         None => return,
         Some(Ok(frame)) => frame,
@@ -349,10 +377,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         if protocol::link::is_register(payload) {
             match Request::parse(payload) {
                 Ok(Request::Register(name)) => {
+                    slot.free();
                     let router = shared.router.clone();
                     link::serve(reader, write, peer, name, router, shared.max_frame).await;
                 }
                 Ok(_) => unreachable!("the verb is REGISTER"),
+                // BAD_UTF8 or BAD_ARGUMENT: closed either way, since the
+                // peer meant to be a datanode (PROTOCOL.md, section 6).
                 Err(err) => {
                     tracing::warn!(%peer, %err, "bad REGISTER");
                     refuse(&mut write, &err).await;
@@ -362,7 +393,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         }
     }
     let store = ClientStore::new(shared.router.clone());
-    let end = Session::new(reader, write, peer, SessionConfig::new(MessageVerb::Send))
+    let limits = SessionConfig::new(MessageVerb::Send).with_timeouts(shared.timeouts);
+    let end = Session::new(reader, write, peer, limits)
         .with_first(frame)
         .run(&store, &shared.shutdown)
         .await;

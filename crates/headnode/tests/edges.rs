@@ -2,7 +2,10 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{
+    io::{Read, Write},
+    time::Duration,
+};
 
 use common::*;
 use protocol::sentences;
@@ -22,6 +25,17 @@ fn a_live_name_is_refused_and_freed_when_its_holder_dies() {
     let reply = raw.ask("REGISTER ../etc");
     assert!(reply.starts_with("ERR BAD_ARGUMENT"), "{reply}");
     assert_eq!(raw.recv(), None);
+
+    // A name that is not UTF-8: BAD_UTF8, closed too, as PROTOCOL.md says.
+    let mut stream = std::net::TcpStream::connect(cluster.addr()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"\0\0\0\x0cREGISTER dn\xff").unwrap();
+    let mut replies = Vec::new();
+    stream
+        .read_to_end(&mut replies)
+        .expect("closed, not timed out");
+    let reply = String::from_utf8_lossy(replies.get(4..).unwrap_or_default());
+    assert!(reply.starts_with("ERR BAD_UTF8"), "{reply}");
 
     // A second datanode binary under the same name keeps being refused...
     let twin_dir = cluster.root.path().join("twin");

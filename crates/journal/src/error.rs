@@ -8,9 +8,11 @@
 //! errors, so that every crate can classify its own without depending on
 //! the `node` crate, which maps a fault to an exit status.
 //!
-//! The text of an I/O variant is the system's own (`No space left on
-//! device (os error 28)`), as before this type existed: the nodes quote it
-//! in their `ERR STORAGE` replies and prefix the file's name themselves.
+//! The text of an I/O variant starts with the system's own (`No space left
+//! on device (os error 28)`): the nodes quote it in their `ERR STORAGE`
+//! replies and prefix the file's name themselves. A failed write adds what
+//! it means for the batch and what happens next, so that the reply says
+//! how the node recovers.
 
 use std::{io, path::PathBuf};
 
@@ -41,8 +43,28 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A batch could not be written; it was cut off the file again.
-    #[error("{source}")]
+    /// Another process holds the file's lock (see [`crate::Journal::open`]):
+    /// two writers on one file would destroy each other's lines.
+    #[error(
+        "another process{} is already writing {} (it holds {}); \
+         each node needs a folder of its own",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        path.display(),
+        lock.display()
+    )]
+    Locked {
+        /// The file asked for.
+        path: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The holder's pid, as it wrote it in the lock file.
+        holder: Option<u32>,
+    },
+    /// A batch could not be written; what of it reached the file was cut
+    /// off again, so nothing of it is stored. Later writes are tried as
+    /// usual: once the disk has room (or the file is writable again) they
+    /// succeed.
+    #[error("{source}; nothing of this batch was stored, and later writes are tried again")]
     Write {
         /// The file written to.
         path: PathBuf,
@@ -63,7 +85,8 @@ pub enum Error {
     /// "Failures"): every later write and sync is refused.
     #[error(
         "{} takes no more writes after an earlier failure ({reason}); \
-         check the disk and restart",
+         fix the disk or the file, then restart the node (until then it \
+         refuses to confirm what may not be stored)",
         path.display()
     )]
     Failed {
@@ -91,11 +114,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whose fault it is: [`Fault::Caller`] for a misused API, otherwise
-    /// [`Fault::Io`].
+    /// Whose fault it is: [`Fault::Caller`] for a misused API or a file
+    /// another process holds (a configuration that gives two nodes one
+    /// folder), otherwise [`Fault::Io`].
     pub fn fault(&self) -> Fault {
         match self {
-            Error::UnknownSeq { .. } => Fault::Caller,
+            Error::UnknownSeq { .. } | Error::Locked { .. } => Fault::Caller,
             Error::Open { .. }
             | Error::Write { .. }
             | Error::Sync { .. }
@@ -110,6 +134,7 @@ impl Error {
             | Error::Write { path, .. }
             | Error::Sync { path, .. }
             | Error::Failed { path, .. }
+            | Error::Locked { path, .. }
             | Error::UnknownSeq { path, .. } => path,
         }
     }
@@ -124,6 +149,7 @@ impl From<Error> for io::Error {
             | Error::Write { source, .. }
             | Error::Sync { source, .. } => source.kind(),
             Error::Failed { .. } => io::ErrorKind::Other,
+            Error::Locked { .. } => io::ErrorKind::WouldBlock,
             Error::UnknownSeq { .. } => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, err)

@@ -52,15 +52,46 @@
 //! folders on its path that it had to create, so that a new file cannot
 //! vanish on power loss together with the records synced into it.
 //!
+//! # One writer
+//!
+//! A journal holds an exclusive lock on its file for its whole life (an
+//! `flock` on `.<name>.lock` beside it, released by the kernel when the
+//! process dies, however it dies), and opening a file that another process
+//! holds fails with [`Error::Locked`], naming that process. Two processes
+//! appending to one file would each repair the file by what only it
+//! wrote, cutting the other's confirmed lines (issue 11).
+//!
+//! # Rotation
+//!
+//! Both ways logrotate rotates a file work under a running node:
+//!
+//! - `copytruncate` (the file is copied, then truncated to 0): writes go on
+//!   at the new end, since the file is opened with `O_APPEND`. Lines written
+//!   between the copy and the truncation are lost, as with any program
+//!   (logrotate's own warning); prefer `create`.
+//! - `create` (the file is renamed, a new one may be created) or a plain
+//!   `mv`/`rm`: at most a second later ([`Journal::write`] checks the path
+//!   then), writes go to the file at the path, created if need be. Until
+//!   then they still land, confirmed, in the renamed file, so compress it
+//!   a cycle later (`delaycompress`). With a durable mode the old file is
+//!   synced before it is left.
+//!
+//! No signal is needed. The lock file is not a log: rotate `*.txt`, not
+//! `.*.lock`.
+//!
 //! # Failures
 //!
-//! A failed write is cut off at once (see [`Journal::write`]). A failed
+//! A failed write is cut off at once (see [`Journal::write`]): only what
+//! that write put at the end of the file, read back to check, never bytes
+//! it did not write, and never by extending the file. Later writes are tried
+//! as usual, so a node stores again once the disk has room. A failed
 //! sync is different: Linux reports a write-back error once and may then
 //! mark the pages clean, so a later sync that succeeds proves nothing about
 //! the records before it. After a failed sync, or a failed write that could
 //! not be cut off, the journal therefore refuses every later write and
 //! sync ([`Error::Failed`]): the node answers `ERR STORAGE` rather than
-//! confirm what may not be on disk, and an operator must look at the disk. What was confirmed
+//! confirm what may not be on disk, until an operator has looked at the
+//! disk and restarted it (the error says so). What was confirmed
 //! before the failure stays confirmed; with an interval, records confirmed
 //! since the previous sync may be lost on a power loss, as that mode allows.
 //!
@@ -83,6 +114,7 @@
 mod durability;
 mod error;
 mod file;
+mod lock;
 mod record;
 
 pub use durability::{parse_duration, Durability};
@@ -154,8 +186,11 @@ struct Inner {
     durability: Durability,
     file: Mutex<Appender>,
     /// A second handle on the same file, so that a sync does not hold the
-    /// write lock: writes go on while the disk flushes.
-    sync_file: Arc<File>,
+    /// write lock: writes go on while the disk flushes. Replaced, under the
+    /// write lock, when a rotation makes the journal open a new file.
+    sync_file: Mutex<Arc<File>>,
+    /// Held for the journal's life: no other process writes the file.
+    _lock: Option<lock::WriterLock>,
     sync: Mutex<SyncState>,
     synced: Notify,
     /// Set, once and for good, by a failure after which the file can no
@@ -184,17 +219,17 @@ impl Journal {
     /// the journal is dropped.
     pub fn open(path: impl AsRef<Path>, durability: Durability) -> Result<Journal, Error> {
         let path = path.as_ref().to_path_buf();
-        let opened = file::open(&path, durability)
-            .and_then(|(file, len)| Ok((file.try_clone()?, file, len)));
-        let (sync_file, file, len) = match opened {
-            Ok(opened) => opened,
-            Err(source) => return Err(Error::Open { path, source }),
-        };
+        let opened = file::open(&path, durability)?;
+        let sync_file = opened.file.try_clone().map_err(|source| Error::Open {
+            path: path.clone(),
+            source,
+        })?;
         let inner = Arc::new(Inner {
+            file: Mutex::new(Appender::new(opened.file, &path, durability, opened.len)),
             path,
             durability,
-            file: Mutex::new(Appender { file, len }),
-            sync_file: Arc::new(sync_file),
+            sync_file: Mutex::new(Arc::new(sync_file)),
+            _lock: opened.lock,
             sync: Mutex::new(SyncState::default()),
             synced: Notify::new(),
             failed: OnceLock::new(),
@@ -223,7 +258,9 @@ impl Journal {
     ///
     /// A failed write is cut off the file again; after a failure that
     /// leaves the file untrustworthy every later call fails too (see
-    /// "Failures" above). An empty batch writes nothing.
+    /// "Failures" above). An empty batch writes nothing. Before writing, it
+    /// notices (at most once a second) that the file was rotated away and
+    /// goes on in the new one ("Rotation" above).
     pub fn write(&self, records: &[u8]) -> Result<Written, Error> {
         self.inner.check()?;
         if records.is_empty() {
@@ -233,6 +270,18 @@ impl Journal {
         // A write of a few kilobytes to the page cache takes about a
         // microsecond: cheaper than handing it to a blocking thread.
         let mut file = self.inner.file.lock().unwrap_or_else(|e| e.into_inner());
+        match file.follow() {
+            Ok(None) => {}
+            Ok(Some(rotated)) => *self.inner.lock_sync_file() = Arc::new(rotated),
+            Err(source) => {
+                self.inner
+                    .fail(format!("syncing the file rotated away failed: {source}"));
+                return Err(Error::Sync {
+                    path: self.inner.path.clone(),
+                    source,
+                });
+            }
+        }
         if let Err((source, cut_off)) = file.append(records) {
             if !cut_off {
                 self.inner
@@ -321,6 +370,10 @@ impl Inner {
         self.sync.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_sync_file(&self) -> std::sync::MutexGuard<'_, Arc<File>> {
+        self.sync_file.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `Err` once the journal has failed for good.
     fn check(&self) -> Result<(), Error> {
         match self.failed.get() {
@@ -341,7 +394,9 @@ impl Inner {
     /// Syncs the file, covering every batch numbered up to `target`.
     /// Called by the one task that set `syncing`.
     async fn run_sync(&self, target: u64) -> Result<(), Error> {
-        let file = Arc::clone(&self.sync_file);
+        // Taken after `target` was: every batch up to it is in this file,
+        // or in one rotated away, which was synced before it was left.
+        let file = Arc::clone(&self.lock_sync_file());
         #[cfg(test)]
         let fail = self
             .fail_next_sync

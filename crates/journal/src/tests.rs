@@ -62,7 +62,7 @@ async fn a_partly_written_batch_is_cut_off() {
         // What a write that failed halfway leaves behind.
         let mut appender = journal.inner.file.lock().unwrap();
         appender.file.write_all(b"half of a ba").unwrap();
-        assert!(appender.rollback());
+        assert!(appender.take_back(b"half of a ba"));
     }
     journal.append(b"next\n").await.unwrap();
     assert_eq!(read(&journal), "kept\nnext\n");
@@ -123,6 +123,10 @@ async fn after_a_failed_sync_nothing_more_is_confirmed() {
     }
     let err = journal.append(b"later\n").await.unwrap_err();
     assert!(err.to_string().contains("earlier failure"), "{err}");
+    assert!(
+        err.to_string().contains("restart the node"),
+        "says how to recover: {err}"
+    );
     assert!(journal.sync().await.is_err());
     // Nothing was written after the failure was known.
     assert!(!read(&journal).contains("later"));
@@ -246,4 +250,139 @@ async fn a_failed_write_is_an_io_error_of_that_file() {
     assert!(matches!(err, Error::Write { .. }), "{err:?}");
     assert_eq!(err.fault(), Fault::Io);
     assert_eq!(err.path(), Path::new("/dev/full"));
+}
+
+#[tokio::test]
+async fn a_second_writer_of_one_file_is_refused_while_the_first_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.txt");
+    let first = Journal::open(&path, Durability::Never).unwrap();
+    let err = Journal::open(&path, Durability::Never).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    assert_eq!(err.fault(), Fault::Caller, "a configuration to fix: exit 2");
+    let text = err.to_string();
+    let pid = format!("pid {}", std::process::id());
+    assert!(text.contains(&pid), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    // Another file of the same folder is another writer's to have.
+    Journal::open(dir.path().join("other.txt"), Durability::Never).unwrap();
+    drop(first);
+    Journal::open(&path, Durability::Never).expect("free once the first is gone");
+}
+
+/// Makes `journal` look at its path `every` from now on.
+fn follow_every(journal: &Journal, every: Duration) {
+    journal.inner.file.lock().unwrap().follow_every(every);
+}
+
+/// A journal whose next write looks at its path at once.
+fn following(path: &Path, durability: Durability) -> Journal {
+    let journal = Journal::open(path, durability).unwrap();
+    follow_every(&journal, Duration::ZERO);
+    journal
+}
+
+#[tokio::test]
+async fn a_failed_write_after_a_truncation_never_pads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    let journal = Journal::open(&path, Durability::Never).unwrap();
+    for n in 0..100 {
+        journal
+            .append(format!("line {n}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    // copytruncate, then a write that fails halfway.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    {
+        let mut appender = journal.inner.file.lock().unwrap();
+        appender.file.write_all(b"half of").unwrap();
+        assert!(appender.take_back(b"half of"));
+    }
+    journal.append(b"next\n").await.unwrap();
+    assert_eq!(read(&journal), "next\n", "no NUL bytes, nothing else");
+}
+
+#[tokio::test]
+async fn bytes_it_did_not_write_are_never_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    let journal = Journal::open(&path, Durability::Never).unwrap();
+    journal.append(b"kept\n").await.unwrap();
+    let mut appender = journal.inner.file.lock().unwrap();
+    appender.file.write_all(b"half").unwrap();
+    // Someone else's bytes after ours: the end is no longer ours to cut.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"theirs\n")
+        .unwrap();
+    assert!(!appender.take_back(b"half"));
+    // Nor is a file shorter than what we wrote.
+    std::fs::write(&path, "ab").unwrap();
+    assert!(!appender.take_back(b"half"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "ab");
+}
+
+#[tokio::test]
+async fn a_file_renamed_away_is_followed_by_a_new_one() {
+    for durability in [Durability::Never, Durability::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.txt");
+        let rotated = dir.path().join("log.txt.1");
+        let journal = following(&path, durability);
+        journal.append(b"before\n").await.unwrap();
+        std::fs::rename(&path, &rotated).unwrap();
+        journal.append(b"after\n").await.unwrap();
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "before\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        // logrotate's `create`: the new file is made before the next write.
+        std::fs::rename(&path, &rotated).unwrap();
+        std::fs::write(&path, "").unwrap();
+        journal.append(b"third\n").await.unwrap();
+        journal.sync().await.unwrap();
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "after\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "third\n");
+    }
+}
+
+#[tokio::test]
+async fn a_removed_file_is_created_again_and_a_truncated_one_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    let journal = following(&path, Durability::Never);
+    journal.append(b"one\n").await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    journal.append(b"two\n").await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    journal.append(b"three\n").await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+}
+
+#[tokio::test]
+async fn the_path_is_looked_at_only_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    let journal = Journal::open(&path, Durability::Never).unwrap();
+    // An hour, so that a loaded machine cannot make it pass.
+    follow_every(&journal, Duration::from_secs(3600));
+    std::fs::rename(&path, dir.path().join("log.txt.1")).unwrap();
+    journal.append(b"still the old file\n").await.unwrap();
+    assert!(!path.exists(), "followed before its interval");
+    follow_every(&journal, Duration::ZERO);
+    journal.append(b"new\n").await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
 }

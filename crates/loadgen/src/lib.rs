@@ -253,7 +253,7 @@ mod tests {
                                     let _ = stream.write_all(&out).await;
                                     return;
                                 }
-                                if seen % fail_every == 0 {
+                                if seen.is_multiple_of(fail_every) {
                                     b"ERR STORAGE disk full"
                                 } else {
                                     b"OK stored"

@@ -135,7 +135,7 @@ pub async fn connect_with_retry(addr: &str, timeout: Option<Duration>) -> Result
             }
             delay = delay.min(left);
         }
-        if attempts == 1 || attempts % 10 == 0 {
+        if attempts == 1 || attempts.is_multiple_of(10) {
             tracing::info!(%addr, %err, attempts, "not reachable yet; retrying");
         }
         tokio::time::sleep(delay).await;

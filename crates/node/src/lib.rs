@@ -3,6 +3,8 @@
 //! - [`session`]: the loop that answers a peer's pipelined requests in order,
 //!   batching the messages that arrive together into one call of a
 //!   [`MessageStore`] (one write to the log file for the whole batch).
+//! - [`watchdog`]: the bounds on a frame left unfinished and on an idle
+//!   connection, against peers that hold connections without using them.
 //! - [`listener`]: the accept loop, with a connection cap, back-off on accept
 //!   errors, and a graceful drain on shutdown.
 //! - [`dial`]: connecting with exponential back-off and jitter, for the
@@ -24,6 +26,7 @@ pub mod multicast;
 pub mod owner;
 pub mod runtime;
 pub mod session;
+pub mod watchdog;
 
 pub use dial::parse_host_port;
 pub use error::Error;

@@ -22,8 +22,11 @@
 //! # Ending
 //!
 //! The session ends when the peer closes its side (after every owed reply is
-//! written), when the framing is lost (after an `ERR FRAMING` reply), or on
-//! shutdown: it stops reading, answers what it already accepted, and closes.
+//! written), when the framing is lost (after an `ERR FRAMING` reply), when
+//! the peer holds the connection past a bound of
+//! [`SessionConfig::timeouts`] (a frame left unfinished, a connection left
+//! idle: [`crate::watchdog`]), or on shutdown: it stops reading, answers
+//! what it already accepted, and closes.
 //! A frame over the maximum is not lost framing: it gets `ERR TOO_LARGE` and
 //! the session goes on.
 
@@ -34,8 +37,13 @@ use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
 use protocol::{
     encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
+    time::Instant,
+};
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
+
+use crate::watchdog::{Expired, Seen, Timeouts, Watchdog};
 
 /// The outcome of storing one message: the sentence to answer with, or why
 /// it could not be stored.
@@ -78,6 +86,9 @@ pub struct SessionConfig {
     pub max_in_flight: usize,
     /// Frames taken into one batch at most.
     pub max_batch: usize,
+    /// How long a frame may take, and a connection idle (see
+    /// [`crate::watchdog`]); none by default.
+    pub timeouts: Timeouts,
 }
 
 impl SessionConfig {
@@ -87,7 +98,14 @@ impl SessionConfig {
             verb,
             max_in_flight: 4096,
             max_batch: 256,
+            timeouts: Timeouts::default(),
         }
+    }
+
+    /// These limits, with `timeouts`.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 }
 
@@ -102,6 +120,9 @@ pub enum SessionEnd {
     FramingLost,
     /// Reading or writing failed (the peer vanished, a reset).
     Io(std::io::Error),
+    /// The peer held the connection without using it past a bound
+    /// ([`SessionConfig::timeouts`]); accepted requests were answered.
+    TimedOut(Expired),
 }
 
 type Batch = BoxFuture<'static, Vec<Reply>>;
@@ -175,6 +196,13 @@ where
         self
     }
 
+    /// Like [`Session::with_first`], for what reading the first frame gave,
+    /// a framing error included (it is answered `ERR FRAMING`).
+    pub fn with_first_read(mut self, item: Result<Frame, FrameError>) -> Self {
+        self.inbox.insert(0, item);
+        self
+    }
+
     /// Serves the peer until the session ends, handing its messages to
     /// `store`; `shutdown` asks it to finish what it accepted and close.
     pub async fn run<S>(mut self, store: &S, shutdown: &CancellationToken) -> SessionEnd
@@ -186,6 +214,7 @@ where
         let mut owed = 0usize;
         let mut end: Option<SessionEnd> = None;
         let mut out = BytesMut::with_capacity(8 * 1024);
+        let mut watchdog = Watchdog::new(self.config.timeouts);
 
         loop {
             if !self.inbox.is_empty() {
@@ -217,11 +246,13 @@ where
                         return SessionEnd::Io(err);
                     }
                     out.clear();
+                    watchdog.active(Instant::now());
                 }
                 item = self.reader.next(), if end.is_none() && owed < self.config.max_in_flight => {
                     match item {
                         None => end = Some(SessionEnd::PeerClosed),
                         Some(item) => {
+                            watchdog.active(Instant::now());
                             self.inbox.push(item);
                             if self.take_ready() {
                                 end = Some(SessionEnd::PeerClosed);
@@ -230,6 +261,17 @@ where
                     }
                 }
                 _ = shutdown.cancelled(), if end.is_none() => end = Some(SessionEnd::Shutdown),
+                now = watchdog.tick(), if end.is_none() => {
+                    let seen = Seen {
+                        partial: !self.reader.read_buffer().is_empty()
+                            || self.reader.decoder().is_skipping(),
+                        reading: owed < self.config.max_in_flight,
+                        owing: owed > 0,
+                    };
+                    if let Some(expired) = watchdog.check(now, seen) {
+                        end = Some(SessionEnd::TimedOut(expired));
+                    }
+                }
             }
         }
         if let Err(err) = self.writer.flush().await {
@@ -520,5 +562,72 @@ mod tests {
         let reply = framed.next().await.unwrap().unwrap();
         assert_eq!(reply, Frame::Data("OK stored 'slow'".into()));
         assert!(framed.next().await.is_none(), "closed after the last reply");
+    }
+
+    /// A session with timeouts on one end of a pipe; its end comes back
+    /// through the handle.
+    fn start_bounded(timeouts: Timeouts) -> (DuplexStream, tokio::task::JoinHandle<SessionEnd>) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let session = tokio::spawn(async move {
+            let (read, write) = tokio::io::split(theirs);
+            let reader = FramedRead::new(read, FrameCodec::new(64));
+            let config = SessionConfig::new(MessageVerb::Send).with_timeouts(timeouts);
+            let store = SlowEcho {
+                delays: std::sync::Mutex::new(0),
+            };
+            Session::new(reader, write, peer(), config)
+                .run(&store, &CancellationToken::new())
+                .await
+        });
+        (ours, session)
+    }
+
+    const BOUNDS: Timeouts = Timeouts {
+        frame: Some(Duration::from_secs(2)),
+        idle: Some(Duration::from_secs(60)),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn half_a_header_is_closed_after_the_frame_timeout() {
+        let (mut pipe, session) = start_bounded(BOUNDS);
+        let started = tokio::time::Instant::now();
+        pipe.write_all(&[0, 0]).await.unwrap();
+        let mut rest = Vec::new();
+        pipe.read_to_end(&mut rest).await.unwrap();
+        let waited = started.elapsed();
+        assert!(rest.is_empty(), "no reply to half a frame");
+        assert!(
+            waited >= Duration::from_secs(2) && waited <= Duration::from_millis(2600),
+            "{waited:?}"
+        );
+        let end = session.await.unwrap();
+        assert!(
+            matches!(end, SessionEnd::TimedOut(Expired::Frame(_))),
+            "{end:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_but_steady_peer_is_served_and_an_idle_one_closed() {
+        let (pipe, session) = start_bounded(BOUNDS);
+        let mut framed = Framed::new(pipe, FrameCodec::new(1024));
+        // Whole frames a minute apart minus a second: never idle too long.
+        for n in 0..3 {
+            tokio::time::sleep(Duration::from_secs(59)).await;
+            framed.send(format!("SEND m{n}").as_bytes()).await.unwrap();
+            let reply = framed.next().await.unwrap().unwrap();
+            assert_eq!(
+                reply,
+                Frame::Data(format!("OK stored 'm{n}'").into_bytes().into())
+            );
+        }
+        let started = tokio::time::Instant::now();
+        assert!(framed.next().await.is_none(), "closed when idle");
+        assert!(started.elapsed() >= Duration::from_secs(60));
+        let end = session.await.unwrap();
+        assert!(
+            matches!(end, SessionEnd::TimedOut(Expired::Idle(_))),
+            "{end:?}"
+        );
     }
 }

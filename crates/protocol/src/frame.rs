@@ -122,6 +122,12 @@ impl FrameCodec {
     pub fn max_frame(&self) -> usize {
         self.max_frame
     }
+
+    /// Whether the codec is inside an oversized frame, skipping its payload:
+    /// a frame begun and not finished, even with nothing left buffered.
+    pub fn is_skipping(&self) -> bool {
+        self.skipping > 0
+    }
 }
 
 impl Default for FrameCodec {

@@ -1,10 +1,13 @@
 //! Command-line and environment configuration of the server.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{builder::TypedValueParser as _, Parser};
 use journal::Durability;
-use node::listener::DEFAULT_MAX_CONNECTIONS;
+use node::{
+    listener::DEFAULT_MAX_CONNECTIONS,
+    watchdog::{Timeouts, DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT},
+};
 use protocol::{parse_max_frame, DEFAULT_MAX_FRAME};
 
 /// Name of the log file inside `--dir`, as in the original exercise.
@@ -44,13 +47,35 @@ pub struct Config {
     #[arg(long, env = "SERVER_FSYNC", default_value = "never")]
     pub fsync: Durability,
 
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections served at once; more wait in the kernel's backlog, or
+    /// take the place of the oldest connection that has sent no whole frame.
     #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub max_connections: usize,
+
+    /// How long a request may take to arrive once its first bytes have
+    /// (`10s`, `500ms`): a connection that leaves a frame unfinished longer
+    /// is closed, so that peers holding connections with half a frame
+    /// (slowloris) cannot keep the connection places. Checked every quarter
+    /// of the shorter timeout, so a frame gets up to 1.25 times this. `0s`:
+    /// no bound.
+    #[arg(long, env = "SERVER_FRAME_TIMEOUT", default_value = DEFAULT_FRAME_TIMEOUT,
+          value_parser = node::parse_duration)]
+    pub frame_timeout: Duration,
+
+    /// How long a client connection may stay open sending nothing while
+    /// it is owed nothing (`5m`); it is then closed. `0s`: no bound.
+    #[arg(long, env = "SERVER_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT,
+          value_parser = node::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 impl Config {
+    /// The bounds on a client connection's frames and idleness.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts::from_flags(self.frame_timeout, self.idle_timeout)
+    }
+
     /// The path of the log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join(LOG_FILE)
@@ -59,8 +84,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {
@@ -75,6 +98,15 @@ mod tests {
         assert_eq!(config.max_frame, DEFAULT_MAX_FRAME);
         assert_eq!(config.fsync, Durability::Never);
         assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            config.timeouts(),
+            Timeouts {
+                frame: Some(Duration::from_secs(10)),
+                idle: Some(Duration::from_secs(300)),
+            }
+        );
+        let unbounded = parse(&["--frame-timeout", "0s", "--idle-timeout", "0s"]).unwrap();
+        assert_eq!(unbounded.timeouts(), Timeouts::default());
     }
 
     #[test]

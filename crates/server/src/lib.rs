@@ -71,23 +71,38 @@ pub async fn run(
     );
 
     let max_frame = config.max_frame;
+    let limits = SessionConfig::new(MessageVerb::Send).with_timeouts(config.timeouts());
     let sessions = shutdown.clone();
     node::listener::serve(
         listener,
         shutdown,
         config.max_connections,
-        move |stream, peer| {
+        move |stream, peer, slot| {
             let store = Arc::clone(&store);
             let shutdown = sessions.clone();
             async move {
                 tracing::debug!(%peer, "client connected");
                 let (read, write) = stream.into_split();
-                let reader = FramedRead::new(read, FrameCodec::new(max_frame));
-                let end = Session::new(reader, write, peer, SessionConfig::new(MessageVerb::Send))
+                let mut reader = FramedRead::new(read, FrameCodec::new(max_frame));
+                let first = node::listener::read_first_frame(
+                    &mut reader,
+                    peer,
+                    &slot,
+                    limits.timeouts,
+                    &shutdown,
+                )
+                .await;
+                let Some(first) = first else { return };
+                let end = Session::new(reader, write, peer, limits)
+                    .with_first_read(first)
                     .run(&*store, &shutdown)
                     .await;
+                drop(slot);
                 match end {
                     SessionEnd::Io(err) => tracing::warn!(%peer, %err, "connection failed"),
+                    SessionEnd::TimedOut(expired) => {
+                        tracing::debug!(%peer, %expired, "connection closed")
+                    }
                     SessionEnd::FramingLost => {
                         tracing::warn!(%peer, "not a stream of frames; connection closed")
                     }

@@ -373,6 +373,156 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
+/// The soft limit on this process's open files (`ulimit -n`), if known.
+pub fn open_files_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// How many connections a flood test may open: `wanted`, or fewer when
+/// `ulimit -n` is low (both ends of each connection are on this machine,
+/// and the node under test has the same limit), printing so.
+pub fn flood_size(wanted: usize) -> usize {
+    let limit = open_files_limit().unwrap_or(1024);
+    let room = limit.saturating_sub(128) / 2;
+    if room < wanted {
+        eprintln!("ulimit -n is {limit}: flooding with {room} connections instead of {wanted}");
+    }
+    wanted.min(room)
+}
+
+/// Opens `count` connections to `addr` that each send half a frame
+/// header (two of its four bytes) and then nothing: a slowloris flood.
+/// Connections beyond what the node accepts wait in its backlog.
+pub fn half_open_flood(addr: SocketAddr, count: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..count)
+        .map(|n| {
+            let mut stream = std::net::TcpStream::connect(addr)
+                .unwrap_or_else(|err| panic!("flood connection {n} to {addr}: {err}"));
+            stream.write_all(&[0, 0]).expect("half a header");
+            stream
+        })
+        .collect()
+}
+
+/// Whether the peer closes every one of `streams` within `timeout` (a read
+/// sees the end, or a reset), reading nothing but the end.
+pub fn all_closed(streams: &mut [std::net::TcpStream], timeout: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + timeout;
+    streams.iter_mut().all(|stream| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream
+            .set_read_timeout(Some(left))
+            .expect("set a read timeout");
+        let mut byte = [0u8; 64];
+        match stream.read(&mut byte) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a reply to something: keep reading to the end
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    })
+}
+
+/// Asserts that, under a flood whose connections are `held`, `client
+/// --ping` at `addr` is answered, and that the node then closes every held
+/// connection within `patience`. Returns how long the ping took.
+pub fn assert_flood_survived(
+    addr: &str,
+    held: &mut [std::net::TcpStream],
+    patience: Duration,
+) -> Duration {
+    let started = Instant::now();
+    let ping = run(
+        "client",
+        &["--connect", addr, "--ping", "--connect-timeout", "30s"],
+        patience,
+    );
+    let answered = started.elapsed();
+    assert!(
+        ping.status.success(),
+        "ping under the flood: {}",
+        ping.stderr
+    );
+    assert!(
+        all_closed(held, patience),
+        "a half-open connection was kept"
+    );
+    answered
+}
+
+/// A small tmpfs mounted on a folder, for tests of a full disk; unmounted
+/// on drop.
+///
+/// Mounting needs root (CI runs as root): [`Tmpfs::mount`] returns `None`
+/// elsewhere, after printing why the test is skipped, so that a developer's
+/// run says so instead of failing or passing in silence.
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it: `64k`) on
+    /// `dir`, created if missing; `None` (the test should return) if it
+    /// cannot. `test` names the test in the skip message.
+    pub fn mount(test: &str, dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).expect("create the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs {
+                dir: dir.to_path_buf(),
+            }),
+            Ok(out) => {
+                eprintln!(
+                    "SKIPPED {test}: cannot mount a tmpfs (needs root; CI runs as root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(err) => {
+                eprintln!("SKIPPED {test}: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    /// The mounted folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fills the file system with `filler` until a write fails (the disk is
+    /// full); returns the filler's path.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let block = [0u8; 1024];
+        while file.write_all(&block).is_ok() {}
+        // What a partial block left room for.
+        while file.write_all(&block[..1]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process a failed test left running may still hold a file.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

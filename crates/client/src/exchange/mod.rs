@@ -14,7 +14,10 @@
 //!
 //! Nothing is ever sent twice: if the connection is lost, the messages not
 //! answered yet are reported as unconfirmed, since resending one that the
-//! peer did store would duplicate it.
+//! peer did store would duplicate it. A peer that keeps the connection open
+//! but sends no reply for `--reply-timeout` while requests are owed counts
+//! as a lost connection (a peer that accepts and never answers would
+//! otherwise keep the client waiting forever).
 //!
 //! A stop request (SIGTERM from `docker stop`, or Ctrl-C) ends the sending
 //! only: the messages already sent are still answered and recorded, so the
@@ -57,6 +60,10 @@ pub struct Exchange<'a, O: ?Sized> {
     /// Once cancelled, no further message is sent; the run ends when those
     /// sent are answered.
     pub stop: CancellationToken,
+    /// How long requests may wait with no reply at all before the
+    /// connection is taken as lost (`--reply-timeout`); `None` waits
+    /// forever.
+    pub reply_timeout: Option<Duration>,
 }
 
 impl<O: Write + ?Sized> Exchange<'_, O> {
@@ -99,11 +106,22 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
             printed: String::new(),
         };
 
+        // The reply timeout runs while requests are owed, from when the
+        // first of them was announced or the last reply came.
+        let mut silent_since: Option<Instant> = None;
         while !receiver.finished() {
+            let deadline = silent_since
+                .zip(self.reply_timeout)
+                .map(|(at, wait)| at + wait);
             tokio::select! {
                 biased;
                 sent = receiver.sent_rx.recv(), if !receiver.sender_done => match sent {
-                    Some(n) => receiver.summary.sent += n,
+                    Some(n) => {
+                        if receiver.answered() == receiver.summary.sent {
+                            silent_since = Some(Instant::now());
+                        }
+                        receiver.summary.sent += n;
+                    }
                     None => receiver.sender_done = true,
                 },
                 first = replies.next() => {
@@ -111,6 +129,17 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
                         receiver.summary.failure = Some(failure);
                         break;
                     }
+                    silent_since = (receiver.answered() < receiver.summary.sent)
+                        .then(Instant::now);
+                }
+                () = sleep_until_some(deadline), if deadline.is_some() => {
+                    receiver.count_sent();
+                    receiver.summary.failure = Some(Error::ReplyTimeout {
+                        peer: self.peer.to_owned(),
+                        wait: self.reply_timeout.unwrap_or_default(),
+                        owed: receiver.summary.sent - receiver.answered(),
+                    });
+                    break;
                 }
             }
         }
@@ -130,6 +159,15 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
             receiver.count_sent();
         }
         receiver.summary
+    }
+}
+
+/// Sleeps until `deadline`; never returns for `None` (the branch that polls
+/// it is disabled then anyway).
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -359,6 +397,7 @@ mod tests {
             log,
             out,
             stop,
+            reply_timeout: Some(Duration::from_secs(5)),
         }
     }
 
@@ -469,6 +508,27 @@ mod tests {
         let text = summary.to_string();
         assert!(
             text.starts_with("sent 5, confirmed 3, errors 0, unanswered 2, "),
+            "{text}"
+        );
+    }
+
+    /// A peer that accepts and never answers: the run ends after the
+    /// reply timeout, the messages unconfirmed, the failure naming the flag.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_answers_is_a_lost_connection_after_the_reply_timeout() {
+        let (ours, _silent) = tokio::io::duplex(1 << 16);
+        let source = Source::Drawn(Box::new(Draw::new(Some(1), Some(3))));
+        let (summary, lines, _) = run_against(ours, source, 8).await;
+        assert_eq!((summary.sent, summary.confirmed), (4, 0));
+        assert!(lines.is_empty());
+        let failure = summary.failure.expect("a failure");
+        assert!(
+            matches!(failure, Error::ReplyTimeout { owed: 4, .. }),
+            "{failure:?}"
+        );
+        let text = failure.to_string();
+        assert!(
+            text.contains("--reply-timeout") && text.contains("5s"),
             "{text}"
         );
     }
