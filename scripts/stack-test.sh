@@ -183,7 +183,8 @@ show_logs() {
 }
 client() { scripts/stack-client.sh "$@" 2>&1 | tail -1; return "${PIPESTATUS[0]}"; }
 sent=0 # messages of every client so far, "exit" included
-collect() { scripts/stack-logs.sh --stack "$stack" --out "$collected" local >/dev/null; }
+# Every node of the swarm (here this one), as a person would collect them.
+collect() { scripts/stack-logs.sh --stack "$stack" --out "$collected" >/dev/null; }
 # The collected files: every confirmed message in the data.txt named, the
 # registros line for line; and `audit` (exit 0: every guarantee holds).
 check_files() { # WHAT NODES... [--killed NODE]
@@ -266,6 +267,12 @@ else
     show_logs
 fi
 check_files "3 datanodes" datanode1 datanode2 datanode3
+if grep -q "listening on" "$collected/activity2/headnode/stderr.txt" &&
+    grep -q "registered with headnode as datanode3" "$collected/activity2/datanode3/stderr.txt"; then
+    pass "scripts/stack-logs.sh saved each service's output beside its files (headnode/, datanodeN/stderr.txt)"
+else
+    fail "no stderr.txt of the headnode or datanode3 in the collected logs"
+fi
 foreign=$(find "$TAREA1_STACK_LOGS" ! -user "${owner%%:*}" | head -3)
 if [[ -z $foreign ]]; then
     pass "every file on the node belongs to the log folder's owner ($owner; --run-as-owner)"
