@@ -175,6 +175,17 @@ slot_running() {
 }
 active_after() { checks heartbeat "$heartbeats" "$1" active --after-line "${2:-0}"; }
 inactive_after() { checks heartbeat "$heartbeats" "$1" inactive --after-line "${2:-0}"; }
+# The datanodes with no such heartbeat line after line MARK within the
+# time; prints their names, and succeeds when there is none.
+not_yet() { # active|inactive MARK SECONDS NODE...
+    local state=$1 mark=$2 seconds=$3 node missing=()
+    shift 3
+    for node; do
+        wait_until "$seconds" "${state}_after" "$node" "$mark" || missing+=("$node")
+    done
+    printf '%s' "${missing[*]}"
+    ((${#missing[@]} == 0))
+}
 at_least() { [[ -f $1 ]] && (($(wc -l <"$1") >= $2)); }
 show_logs() {
     docker service ps --no-trunc "$service" "${stack}_headnode" >&2
@@ -245,14 +256,10 @@ if grep -qi "ignoring\|unsupported" "$deploy_out"; then
 else
     pass "docker stack deploy used every key of docker-stack.yml (no 'Ignoring unsupported options')"
 fi
-missing=()
-for n in 1 2 3; do
-    wait_until 60 active_after "datanode$n" || missing+=("datanode$n")
-done
-if ((${#missing[@]} == 0)); then
+if late=$(not_yet active 0 60 datanode1 datanode2 datanode3); then
     pass "datanode1..3 registered under their slot's names (heartbeat_server.txt: all active, tcp heartbeat)"
 else
-    fail "no active heartbeat line for ${missing[*]}"
+    fail "no active heartbeat line for $late"
     show_logs
 fi
 
@@ -285,14 +292,10 @@ say "docker service scale $service=5, then back to 3"
 make_folders datanode4 datanode5
 mark=$(checks count "$heartbeats")
 docker service scale --detach "$service=5" >/dev/null 2>&1
-missing=()
-for n in 4 5; do
-    wait_until 60 active_after "datanode$n" "$mark" || missing+=("datanode$n")
-done
-if ((${#missing[@]} == 0)); then
+if late=$(not_yet active "$mark" 60 datanode4 datanode5); then
     pass "scaled to 5: datanode4 and datanode5 registered and are active"
 else
-    fail "scaled to 5: no active heartbeat line for ${missing[*]}"
+    fail "scaled to 5: no active heartbeat line for $late"
     show_logs
 fi
 sent=$((sent + count + 1))
@@ -318,14 +321,10 @@ else
     fail "scaled back to 3 after the client had finished; raise its count"
 fi
 wait_client "scaled back to 3"
-gone=()
-for n in 4 5; do
-    wait_until 30 inactive_after "datanode$n" "$mark" || gone+=("datanode$n")
-done
-if ((${#gone[@]} == 0)) && [[ $(docker service ls --filter "name=$service" --format '{{.Replicas}}') == 3/3 ]]; then
+if late=$(not_yet inactive "$mark" 30 datanode4 datanode5) && [[ $(docker service ls --filter "name=$service" --format '{{.Replicas}}') == 3/3 ]]; then
     pass "scaled back to 3: 3/3 replicas, datanode4 and datanode5 reported inactive"
 else
-    fail "scaled back to 3: replicas $(docker service ls --filter "name=$service" --format '{{.Replicas}}'), no inactive line for ${gone[*]}"
+    fail "scaled back to 3: replicas $(docker service ls --filter "name=$service" --format '{{.Replicas}}'), no inactive line for $late"
 fi
 check_files "scaled back to 3" datanode1 datanode2 datanode3 datanode4 datanode5
 
