@@ -39,12 +39,13 @@ pub struct Config {
     /// "exit" (N+1 in all; 0 sends "exit" alone). Without it, messages are
     /// drawn from the whole list until "exit" comes up, as in the original
     /// exercise.
-    #[arg(long, env = "CLIENT_COUNT")]
+    #[arg(long, env = "CLIENT_COUNT", allow_hyphen_values = true,
+          value_parser = node::args::whole_number)]
     pub count: Option<u64>,
 
     /// Seed of the random draw, for a reproducible sequence of messages.
     /// Without it the sequence differs on every run.
-    #[arg(long, env = "CLIENT_SEED")]
+    #[arg(long, env = "CLIENT_SEED", allow_hyphen_values = true, value_parser = node::args::seed)]
     pub seed: Option<u64>,
 
     /// Send the lines of standard input instead of drawn messages: one
@@ -55,14 +56,15 @@ pub struct Config {
 
     /// How long to keep retrying the connection (e.g. 500ms, 30s, 2m): the
     /// peer may start after the client. 0s tries once.
-    #[arg(long, env = "CLIENT_CONNECT_TIMEOUT", default_value = "30s",
+    #[arg(long, env = "CLIENT_CONNECT_TIMEOUT", allow_hyphen_values = true, default_value = "30s",
           value_parser = node::parse_duration)]
     pub connect_timeout: Duration,
 
     /// Requests in flight at most. 1 sends each message once the previous
     /// one is answered; more pipelines them. Answers always come back, and
     /// are recorded, in the order of the messages.
-    #[arg(long, env = "CLIENT_PIPELINE", default_value = "1")]
+    #[arg(long, env = "CLIENT_PIPELINE", default_value = "1", allow_hyphen_values = true,
+          value_parser = node::args::at_least_one)]
     pub pipeline: NonZeroUsize,
 
     /// Largest message, in bytes, the peer is expected to accept. Answers
@@ -76,7 +78,7 @@ pub struct Config {
     /// stops, reports the unanswered messages as unconfirmed and exits 1.
     /// Longer than the headnode's --unavailable-timeout, within which it
     /// answers every message. 0s waits forever.
-    #[arg(long, env = "CLIENT_REPLY_TIMEOUT", default_value = "30s",
+    #[arg(long, env = "CLIENT_REPLY_TIMEOUT", allow_hyphen_values = true, default_value = "30s",
           value_parser = node::parse_duration)]
     pub reply_timeout: Duration,
 

@@ -1,7 +1,7 @@
 //! Why a datanode stops: what [`crate::run`] can fail with, and whose
 //! fault each is, from which the binary's exit status follows.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use node::Fault;
 use protocol::ErrorReply;
@@ -18,7 +18,7 @@ pub enum Error {
         reason: String,
     },
     /// data.txt could not be opened or created.
-    #[error("cannot open {}: {source} (check --dir)", path.display())]
+    #[error("cannot open {}: {source}; give --dir a folder this user can create or write", path.display())]
     Open {
         /// The path of data.txt.
         path: PathBuf,
@@ -37,6 +37,20 @@ pub enum Error {
         /// Its answer to `REGISTER`.
         reply: ErrorReply,
     },
+    /// Another live datanode kept our name for all of
+    /// `--name-taken-timeout`.
+    #[error(
+        "the headnode {headnode} kept answering NAME_TAKEN for {waited:?}: another live \
+         datanode is registered as {name}; give each datanode its own --name (or host name)"
+    )]
+    NameTaken {
+        /// Our name.
+        name: String,
+        /// The headnode's address (`--headnode`).
+        headnode: String,
+        /// `--name-taken-timeout`.
+        waited: Duration,
+    },
 }
 
 impl Error {
@@ -44,7 +58,7 @@ impl Error {
     /// caller's (a usage error: exit status 2), the rest I/O.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Config { .. } | Error::Refused { .. } => Fault::Caller,
+            Error::Config { .. } | Error::Refused { .. } | Error::NameTaken { .. } => Fault::Caller,
             Error::Open { source, .. } => source.fault(),
         }
     }

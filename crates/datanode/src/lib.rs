@@ -137,8 +137,17 @@ pub struct Config {
     /// is taken as dead (its host vanished without closing it) and the
     /// datanode registers again. Must exceed the headnode's heartbeat
     /// interval, since a PING arrives at least that often.
-    #[arg(long, env = "DATANODE_IDLE_TIMEOUT", default_value = "30s", value_parser = node::parse_duration)]
+    #[arg(long, env = "DATANODE_IDLE_TIMEOUT", allow_hyphen_values = true, default_value = "30s", value_parser = node::parse_duration)]
     pub idle_timeout: Duration,
+
+    /// How long to keep trying while the headnode says a live datanode
+    /// holds our name (NAME_TAKEN) before giving up with exit status 2.
+    /// Long enough for the headnode to notice that the holder is our own
+    /// previous link, dead; not forever, since two datanodes with one name
+    /// (two replicas of one service, a copied compose block) never resolve.
+    #[arg(long, env = "DATANODE_NAME_TAKEN_TIMEOUT", allow_hyphen_values = true, default_value = "60s",
+          value_parser = node::parse_duration)]
+    pub name_taken_timeout: Duration,
 
     /// Multicast group of the heartbeat probes, instead of the one the
     /// headnode names when it accepts the registration.
@@ -207,6 +216,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     let max_frame = config.max_frame.saturating_add(ENVELOPE_ALLOWANCE);
     // Waits between registrations that did not lead to a working link.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    // When NAME_TAKEN answers began, since the last registration.
+    let mut name_taken_since: Option<tokio::time::Instant> = None;
     loop {
         let stream = tokio::select! {
             stream = connect_with_retry(&config.headnode, None) => stream,
@@ -229,8 +240,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                             reply,
                         })
                     }
-                    LinkEnd::Served => backoff.reset(),
+                    LinkEnd::Served => {
+                        backoff.reset();
+                        name_taken_since = None;
+                    }
                     LinkEnd::Retry => {}
+                    LinkEnd::NameTaken => {
+                        let since = *name_taken_since.get_or_insert_with(|| {
+                            tracing::warn!(
+                                %name,
+                                headnode = %config.headnode,
+                                patience = ?config.name_taken_timeout,
+                                "the headnode says a live datanode already holds the name {name}: \
+                                 if it is our previous link, the headnode will see it dead soon; if \
+                                 it is another datanode (two replicas of one service, a copied \
+                                 compose block), give each datanode its own --name (or host name); \
+                                 retrying until --name-taken-timeout"
+                            );
+                            tokio::time::Instant::now()
+                        });
+                        if since.elapsed() >= config.name_taken_timeout {
+                            return Err(Error::NameTaken {
+                                name,
+                                headnode: config.headnode.clone(),
+                                waited: config.name_taken_timeout,
+                            });
+                        }
+                    }
                 }
             }
             Err(err) => tracing::warn!(headnode = %config.headnode, %err, "cannot connect"),
@@ -252,6 +288,9 @@ enum LinkEnd {
     Retry,
     /// The headnode refused the name itself.
     Fatal(ErrorReply),
+    /// A live datanode holds our name: our own previous link not yet seen
+    /// dead, or another datanode with the same name.
+    NameTaken,
 }
 
 /// What serving one link needs to know.
@@ -321,15 +360,7 @@ async fn serve_link(
         Some(Reply::Ok(text)) => link
             .multicast_group
             .or(protocol::link::parse_registered(&text).1),
-        Some(Reply::Err(err)) if err.code == ErrorCode::NameTaken => {
-            tracing::warn!(
-                %peer,
-                %name,
-                "the headnode says a live datanode already holds our name \
-                 (maybe our previous link, not yet detected dead); retrying"
-            );
-            return LinkEnd::Retry;
-        }
+        Some(Reply::Err(err)) if err.code == ErrorCode::NameTaken => return LinkEnd::NameTaken,
         Some(Reply::Err(err)) if err.code == ErrorCode::BadArgument => return LinkEnd::Fatal(err),
         Some(Reply::Err(err)) => {
             tracing::warn!(%peer, %err, "registration refused; retrying");

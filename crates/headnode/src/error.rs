@@ -16,7 +16,7 @@ pub enum Error {
     Config(String),
     /// A log file in `--dir` cannot be opened or created.
     #[error(
-        "cannot open {}: {source}; give --dir a folder this user can create and write",
+        "cannot open {}: {source}; give --dir a folder this user can create or write",
         path.display()
     )]
     Open {

@@ -112,14 +112,14 @@ pub struct Config {
 
     /// Time between heartbeat rounds (each round PINGs every datanode and
     /// writes one line per datanode to heartbeat_server.txt).
-    #[arg(long, env = "HEADNODE_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "HEADNODE_HEARTBEAT_INTERVAL", allow_hyphen_values = true, default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
     /// Time a datanode has to answer a heartbeat PING before it is marked
     /// inactive. Must be shorter than the interval. Default: 2s, or 40% of
     /// the interval when that is shorter, so that setting only the interval
     /// always gives a valid pair.
-    #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "HEADNODE_HEARTBEAT_TIMEOUT", allow_hyphen_values = true, value_parser = parse_duration)]
     pub heartbeat_timeout: Option<Duration>,
 
     /// How heartbeat rounds ask the datanodes: `multicast` (one UDP datagram
@@ -153,12 +153,12 @@ pub struct Config {
 
     /// Time a datanode has to confirm a STORE; after it, the datanode is
     /// marked inactive and its unconfirmed messages go to another datanode.
-    #[arg(long, env = "HEADNODE_STORE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, env = "HEADNODE_STORE_TIMEOUT", allow_hyphen_values = true, default_value = "3s", value_parser = parse_duration)]
     pub store_timeout: Duration,
 
     /// Time a message waits for an active datanode when there is none;
     /// after it, the client gets ERR UNAVAILABLE.
-    #[arg(long, env = "HEADNODE_UNAVAILABLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "HEADNODE_UNAVAILABLE_TIMEOUT", allow_hyphen_values = true, default_value = "10s", value_parser = parse_duration)]
     pub unavailable_timeout: Duration,
 
     /// Largest client message accepted, in bytes (larger frames get
@@ -171,7 +171,8 @@ pub struct Config {
     /// backlog, or take the place of the oldest connection that has sent no
     /// whole frame. A datanode's link gives its place back once registered,
     /// so clients never lock datanodes out.
-    #[arg(long, env = "HEADNODE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "HEADNODE_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          allow_hyphen_values = true, value_parser = node::args::count_of_at_least_one)]
     pub max_connections: usize,
 
     /// How long a request may take to arrive once its first bytes have
@@ -180,13 +181,13 @@ pub struct Config {
     /// (slowloris) cannot keep the connection places. Checked every quarter
     /// of the shorter timeout, so a frame gets up to 1.25 times this. `0s`:
     /// no bound.
-    #[arg(long, env = "HEADNODE_FRAME_TIMEOUT", default_value = DEFAULT_FRAME_TIMEOUT,
+    #[arg(long, env = "HEADNODE_FRAME_TIMEOUT", allow_hyphen_values = true, default_value = DEFAULT_FRAME_TIMEOUT,
           value_parser = parse_duration)]
     pub frame_timeout: Duration,
 
     /// How long a client connection may stay open sending nothing while
     /// it is owed nothing (`5m`); it is then closed. `0s`: no bound.
-    #[arg(long, env = "HEADNODE_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT,
+    #[arg(long, env = "HEADNODE_IDLE_TIMEOUT", allow_hyphen_values = true, default_value = DEFAULT_IDLE_TIMEOUT,
           value_parser = parse_duration)]
     pub idle_timeout: Duration,
 

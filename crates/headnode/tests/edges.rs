@@ -43,7 +43,7 @@ fn a_live_name_is_refused_and_freed_when_its_holder_dies() {
     assert!(
         testkit::wait_until(PATIENCE, || twin
             .stderr()
-            .contains("already holds our name")),
+            .contains("already holds the name dn1")),
         "the twin was not refused:\n{}",
         twin.stderr()
     );
@@ -66,6 +66,40 @@ fn a_live_name_is_refused_and_freed_when_its_holder_dies() {
         testkit::read_records(twin_dir.join("data.txt"))[0].1,
         "hola",
         "stored by the twin"
+    );
+}
+
+/// Two datanodes with one name (`--scale datanode1=2`) never resolve: the
+/// second says so once, with what to do, and gives up with status 2.
+#[test]
+fn a_twin_that_keeps_hearing_name_taken_gives_up_with_status_2() {
+    let cluster = Cluster::with_datanodes(&["dn1"], &[]);
+    let twin_dir = cluster.root.path().join("twin").display().to_string();
+    let twin = testkit::run(
+        "datanode",
+        &[
+            "--headnode",
+            &cluster.addr(),
+            "--name",
+            "dn1",
+            "--dir",
+            &twin_dir,
+            "--name-taken-timeout",
+            "1s",
+        ],
+        PATIENCE,
+    );
+    assert_eq!(twin.status.code(), Some(2), "{}", twin.stderr);
+    assert_eq!(
+        twin.stderr.matches("already holds the name dn1").count(),
+        1,
+        "said once:\n{}",
+        twin.stderr
+    );
+    assert!(
+        twin.stderr.contains("give each datanode its own --name"),
+        "{}",
+        twin.stderr
     );
 }
 

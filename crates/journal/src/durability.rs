@@ -47,23 +47,23 @@ impl fmt::Display for Durability {
 /// Parses a duration written as a number and a unit: `500ms`, `5s`, `2m`,
 /// `1.5s`. The unit is required, so that `5` is never mistaken for 5 ms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const FORM: &str = "give a number and a unit, such as 500ms, 5s or 1.5m";
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("'{text}' is negative: {FORM}"));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("'{text}' has no unit (use ms, s or m)"))?;
+        .ok_or_else(|| format!("'{text}' has no unit: {FORM}"))?;
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("'{text}' does not start with a number"))?;
+        .map_err(|_| format!("'{text}' does not start with a number: {FORM}"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "unknown unit '{unit}' in '{text}' (use ms, s or m)"
-            ))
-        }
+        _ => return Err(format!("unknown unit '{unit}' in '{text}': {FORM}")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|err| format!("'{text}': {err}"))
 }

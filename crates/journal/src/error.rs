@@ -120,6 +120,16 @@ impl Error {
     pub fn fault(&self) -> Fault {
         match self {
             Error::UnknownSeq { .. } | Error::Locked { .. } => Fault::Caller,
+            // A path that names a file where a folder must be, or the
+            // reverse: the flag is wrong, not the disk.
+            Error::Open { source, .. }
+                if matches!(
+                    source.kind(),
+                    io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
+                ) =>
+            {
+                Fault::Caller
+            }
             Error::Open { .. }
             | Error::Write { .. }
             | Error::Sync { .. }

@@ -33,6 +33,13 @@ pub(crate) fn open(path: &Path, durability: Durability) -> Result<Opened, Error>
         source,
     };
     let dir = parent(path);
+    if std::fs::metadata(&dir).is_ok_and(|meta| !meta.is_dir()) {
+        // create_dir_all would say only "File exists".
+        return Err(io_error(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is a file, not a folder", dir.display()),
+        )));
+    }
     let changed = folders_to_create(&dir);
     std::fs::create_dir_all(&dir).map_err(io_error)?;
     let special = std::fs::metadata(path).is_ok_and(|meta| !meta.is_file());

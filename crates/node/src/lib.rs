@@ -7,6 +7,8 @@
 //!   connection, against peers that hold connections without using them.
 //! - [`listener`]: the accept loop, with a connection cap, back-off on accept
 //!   errors, and a graceful drain on shutdown.
+//! - [`args`]: parsers for numeric flags whose errors say what the flag
+//!   accepts.
 //! - [`dial`]: connecting with exponential back-off and jitter, for the
 //!   nodes that start before their peer is up (the client, the datanode).
 //! - [`multicast`]: UDP multicast sockets for the heartbeat, with the
@@ -19,6 +21,7 @@
 //! The crate's own failures are an [`Error`] (dialing); like every crate's
 //! error it says whose fault it is.
 
+pub mod args;
 pub mod dial;
 mod error;
 pub mod listener;

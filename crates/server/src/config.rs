@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{builder::TypedValueParser as _, Parser};
+use clap::Parser;
 use journal::Durability;
 use node::{
     listener::DEFAULT_MAX_CONNECTIONS,
@@ -50,7 +50,7 @@ pub struct Config {
     /// Connections served at once; more wait in the kernel's backlog, or
     /// take the place of the oldest connection that has sent no whole frame.
     #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
-          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+          allow_hyphen_values = true, value_parser = node::args::count_of_at_least_one)]
     pub max_connections: usize,
 
     /// How long a request may take to arrive once its first bytes have
@@ -59,13 +59,13 @@ pub struct Config {
     /// (slowloris) cannot keep the connection places. Checked every quarter
     /// of the shorter timeout, so a frame gets up to 1.25 times this. `0s`:
     /// no bound.
-    #[arg(long, env = "SERVER_FRAME_TIMEOUT", default_value = DEFAULT_FRAME_TIMEOUT,
+    #[arg(long, env = "SERVER_FRAME_TIMEOUT", allow_hyphen_values = true, default_value = DEFAULT_FRAME_TIMEOUT,
           value_parser = node::parse_duration)]
     pub frame_timeout: Duration,
 
     /// How long a client connection may stay open sending nothing while
     /// it is owed nothing (`5m`); it is then closed. `0s`: no bound.
-    #[arg(long, env = "SERVER_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT,
+    #[arg(long, env = "SERVER_IDLE_TIMEOUT", allow_hyphen_values = true, default_value = DEFAULT_IDLE_TIMEOUT,
           value_parser = node::parse_duration)]
     pub idle_timeout: Duration,
 }

@@ -10,7 +10,7 @@ use journal::Fault;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The log file could not be opened or created.
-    #[error("cannot open {}: {source} (check --dir)", path.display())]
+    #[error("cannot open {}: {source}; give --dir a folder this user can create or write", path.display())]
     Open {
         /// The log file's path.
         path: PathBuf,
