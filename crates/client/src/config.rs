@@ -60,6 +60,13 @@ pub struct Config {
           value_parser = node::parse_duration)]
     pub connect_timeout: Duration,
 
+    /// Time to wait between two messages (such as 500ms or 1s), so that a
+    /// person can follow the log files with `tail -f`, or stop a node by
+    /// hand, in the middle of a run. 0s (the default): no wait.
+    #[arg(long, env = "CLIENT_INTERVAL", default_value = "0s", allow_hyphen_values = true,
+          value_parser = node::parse_duration)]
+    pub interval: Duration,
+
     /// Requests in flight at most. 1 sends each message once the previous
     /// one is answered; more pipelines them. Answers always come back, and
     /// are recorded, in the order of the messages.

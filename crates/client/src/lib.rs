@@ -51,8 +51,9 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
     let source = if config.stdin {
         Source::stdin()
     } else {
-        Source::Drawn(Box::new(Draw::new(config.seed, config.count)))
-    };
+        Source::drawn(Draw::new(config.seed, config.count))
+    }
+    .paced(config.interval);
     let stream = tokio::select! {
         connected = connect(config) => connected?,
         () = stop.cancelled() => {

@@ -8,11 +8,14 @@
 //! fixed: N picks from the list without "exit", then "exit". `--seed` makes
 //! the sequence reproducible.
 
-use std::io::{self, BufRead, IsTerminal};
+use std::{
+    io::{self, BufRead, IsTerminal},
+    time::Duration,
+};
 
 use futures::FutureExt;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 
 /// The message that ends a run.
 pub const EXIT: &str = "exit";
@@ -109,9 +112,18 @@ pub fn message_lines(input: impl BufRead) -> impl Iterator<Item = io::Result<Str
     })
 }
 
-/// The messages of one run.
+/// The messages of one run, and how fast they may go out.
 #[derive(Debug)]
-pub enum Source {
+pub struct Source {
+    messages: Messages,
+    /// `--interval`: the time between two messages, and when the next may
+    /// go.
+    pace: Option<(Duration, Option<Instant>)>,
+}
+
+/// Where the messages come from.
+#[derive(Debug)]
+enum Messages {
     /// Drawn at random.
     Drawn(Box<Draw>),
     /// Read from standard input by a thread of its own.
@@ -119,6 +131,30 @@ pub enum Source {
 }
 
 impl Source {
+    /// Messages drawn at random.
+    pub fn drawn(draw: Draw) -> Source {
+        Source::new(Messages::Drawn(Box::new(draw)))
+    }
+
+    /// Messages received on `lines` (a thread reading input sends them).
+    pub fn lines(lines: mpsc::Receiver<io::Result<String>>) -> Source {
+        Source::new(Messages::Lines(lines))
+    }
+
+    fn new(messages: Messages) -> Source {
+        Source {
+            messages,
+            pace: None,
+        }
+    }
+
+    /// The same messages, `interval` apart (`--interval`): the first at
+    /// once, each next one `interval` after the one before.
+    pub fn paced(mut self, interval: Duration) -> Source {
+        self.pace = (!interval.is_zero()).then_some((interval, None));
+        self
+    }
+
     /// The lines of standard input, read on a plain thread: a blocking read
     /// of a terminal cannot be cancelled, and a thread does not keep the
     /// process alive once the run is over, as a Tokio blocking task would.
@@ -135,28 +171,61 @@ impl Source {
                 }
             }
         });
-        Source::Lines(rx)
+        Source::lines(rx)
     }
 
-    /// The next message; `None` once the run's messages are over.
+    /// The next message, once its time has come; `None` once the run's
+    /// messages are over.
     pub async fn next(&mut self) -> io::Result<Option<String>> {
-        match self {
-            Source::Drawn(draw) => Ok(draw.next().map(str::to_owned)),
-            Source::Lines(lines) => lines.recv().await.transpose(),
+        if let Some((interval, due)) = &mut self.pace {
+            if let Some(due) = *due {
+                tokio::time::sleep_until(due).await;
+            }
+            *due = Some(Instant::now() + *interval);
         }
+        self.take().await
     }
 
-    /// Like [`Source::next`], but `None` if no message is ready yet.
+    /// Like [`Source::next`], but `None` if no message is ready yet. A paced
+    /// source never has one ready: each message waits its turn in
+    /// [`Source::next`].
     pub fn next_now(&mut self) -> Option<io::Result<Option<String>>> {
+        if self.pace.is_some() {
+            return None;
+        }
         // Both arms are cancellation safe: a drawn message is ready at
         // once, and an mpsc receive loses nothing when dropped unfinished.
-        self.next().now_or_never()
+        self.take().now_or_never()
+    }
+
+    async fn take(&mut self) -> io::Result<Option<String>> {
+        match &mut self.messages {
+            Messages::Drawn(draw) => Ok(draw.next().map(str::to_owned)),
+            Messages::Lines(lines) => lines.recv().await.transpose(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under Tokio's paused clock: the first message at once, each next one
+    /// an interval after the one before, none ready early.
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_source_sends_one_message_per_interval() {
+        let interval = Duration::from_millis(250);
+        let mut source = Source::drawn(Draw::new(Some(1), Some(2))).paced(interval);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        while let Some(message) = source.next().await.unwrap() {
+            at.push(start.elapsed());
+            assert!(source.next_now().is_none(), "{message}: none ready early");
+        }
+        assert_eq!(at, [Duration::ZERO, interval, interval * 2]);
+        let mut unpaced = Source::drawn(Draw::new(Some(1), Some(2))).paced(Duration::ZERO);
+        assert!(unpaced.next_now().is_some(), "0s: no pacing");
+    }
 
     #[test]
     fn exit_is_the_last_message_and_only_there() {

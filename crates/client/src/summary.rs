@@ -39,7 +39,8 @@ impl Summary {
 }
 
 impl std::fmt::Display for Summary {
-    /// `sent 501, confirmed 501, errors 0, 8123 msg/s in 0.06 s`, with the
+    /// `sent 501, confirmed 501, errors 0, 8123 msg/s in 61.7 ms` (or `in
+    /// 2.35 s` from a second on), with the
     /// unanswered count and the failure when there are.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -56,7 +57,12 @@ impl std::fmt::Display for Summary {
         } else {
             0.0
         };
-        write!(f, ", {rate:.0} msg/s in {seconds:.2} s")?;
+        // Below a second, milliseconds: "in 0.00 s" says nothing.
+        if seconds < 1.0 {
+            write!(f, ", {rate:.0} msg/s in {:.1} ms", seconds * 1000.0)?;
+        } else {
+            write!(f, ", {rate:.0} msg/s in {seconds:.2} s")?;
+        }
         if let Some(failure) = &self.failure {
             write!(f, " (stopped early: {failure})")?;
         } else if self.interrupted {
@@ -114,16 +120,25 @@ mod tests {
         };
         assert_eq!(
             summary.to_string(),
-            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s"
+            "sent 501, confirmed 501, errors 0, 1002 msg/s in 500.0 ms"
         );
         assert!(summary.all_confirmed());
+        let long = Summary {
+            sent: 500,
+            confirmed: 500,
+            errors: 0,
+            elapsed: Duration::from_millis(2500),
+            failure: None,
+            interrupted: false,
+        };
+        assert!(long.to_string().ends_with("200 msg/s in 2.50 s"), "{long}");
         let interrupted = Summary {
             interrupted: true,
             ..summary
         };
         assert_eq!(
             interrupted.to_string(),
-            "sent 501, confirmed 501, errors 0, 1002 msg/s in 0.50 s \
+            "sent 501, confirmed 501, errors 0, 1002 msg/s in 500.0 ms \
              (interrupted: sending stopped on request)"
         );
     }

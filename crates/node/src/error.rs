@@ -12,7 +12,10 @@ use journal::Fault;
 pub enum Error {
     /// [`connect_with_retry`](crate::dial::connect_with_retry) gave up at
     /// its timeout; `source` is the last attempt's error.
-    #[error("could not connect to {addr} after {attempts} attempts: {source}")]
+    #[error(
+        "could not connect to {addr} after {attempts} attempt{}: {source}",
+        if *attempts == 1 { "" } else { "s" }
+    )]
     Unreachable {
         /// The `host:port` dialed.
         addr: String,

@@ -436,7 +436,7 @@ mod tests {
             let (log, stop) = (log.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut out = Vec::new();
-                let source = Source::Lines(lines_rx);
+                let source = Source::lines(lines_rx);
                 exchange(source, 8, &log, &mut out, stop)
                     .run(read, write)
                     .await
@@ -468,7 +468,7 @@ mod tests {
     async fn records_every_answer_in_order_whatever_the_pipeline() {
         let expected: Vec<&str> = Draw::new(Some(3), Some(300)).collect();
         for pipeline in [1, 2, 16, 1000] {
-            let source = Source::Drawn(Box::new(Draw::new(Some(3), Some(300))));
+            let source = Source::drawn(Draw::new(Some(3), Some(300)));
             let (summary, lines, out) = run_against(start_peer(None), source, pipeline).await;
             assert_eq!(summary.sent, 301);
             assert!(summary.failure.is_none(), "{:?}", summary.failure);
@@ -498,7 +498,7 @@ mod tests {
             tx.send(Ok("exit".to_string())).await.unwrap();
         }
         drop(tx);
-        let (summary, lines, _) = run_against(start_peer(Some(39)), Source::Lines(rx), 8).await;
+        let (summary, lines, _) = run_against(start_peer(Some(39)), Source::lines(rx), 8).await;
         assert_eq!(summary.confirmed, 3);
         assert_eq!(summary.sent, 5);
         assert_eq!(summary.unanswered(), 2);
@@ -517,7 +517,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_never_answers_is_a_lost_connection_after_the_reply_timeout() {
         let (ours, _silent) = tokio::io::duplex(1 << 16);
-        let source = Source::Drawn(Box::new(Draw::new(Some(1), Some(3))));
+        let source = Source::drawn(Draw::new(Some(1), Some(3)));
         let (summary, lines, _) = run_against(ours, source, 8).await;
         assert_eq!((summary.sent, summary.confirmed), (4, 0));
         assert!(lines.is_empty());
