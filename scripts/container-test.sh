@@ -495,6 +495,19 @@ newcomer() {
     else
         fail "newcomer: $user cannot delete the log files"
     fi
+    # A folder the server cannot write: the reason, with the remedy, is in
+    # the output of `up` itself.
+    rm -f "$tree/logs/activity1/server/.log.txt.lock"
+    chmod 555 "$tree/logs/activity1/server"
+    out=$(cd "$tree" && "${as_user[@]}" "${compose[@]}" up --exit-code-from client 2>&1)
+    chmod 755 "$tree/logs/activity1/server"
+    if printf '%s' "$out" | grep -q "give --dir a folder"; then
+        pass "newcomer: a log folder the server cannot write: up's own output says why and what to do"
+    else
+        fail "newcomer: no reason in up's output for a log folder the server cannot write"
+        printf '%s\n' "$out" | tail -10 >&2
+    fi
+    (cd "$tree" && "${as_user[@]}" "${compose[@]}" down -t 2 >/dev/null 2>&1)
     rm -rf "$home"
 }
 
