@@ -147,29 +147,35 @@ impl<T> Router<T> {
         tracing::warn!(name = %node.name, "datanode inactive");
         if let Some(link) = &node.link {
             let (link, ids) = (link.id, link.store_ids());
-            self.fail_over(link, ids, now);
+            let moved = self.fail_over(link, ids, now);
+            self.datanodes.get_mut(index).failed_over += moved;
         }
     }
 
     /// Unlinks datanode `index` (its link is gone) and fails over.
     pub(super) fn detach(&mut self, index: usize, now: Instant) {
         if let Some(link) = self.datanodes.detach(index) {
-            self.fail_over(link.id, link.store_ids(), now);
+            let moved = self.fail_over(link.id, link.store_ids(), now);
+            self.datanodes.get_mut(index).failed_over += moved;
         }
     }
 
-    /// Places again every message of `ids` last sent on `link`.
-    fn fail_over(&mut self, link: LinkId, ids: Vec<MsgId>, now: Instant) {
+    /// Places again every message of `ids` last sent on `link`; how many
+    /// moved.
+    fn fail_over(&mut self, link: LinkId, ids: Vec<MsgId>, now: Instant) -> u64 {
         let deadline = now + self.config.unavailable_timeout;
+        let mut moved = 0;
         for id in ids {
             let Some(msg) = self.pending.get_mut(id) else {
                 continue;
             };
             if msg.on == Some(link) {
                 msg.on = None;
+                moved += 1;
                 self.dispatch(id, now, deadline);
             }
         }
+        moved
     }
 
     /// Closes every link (shutdown).

@@ -158,6 +158,19 @@ impl Heartbeat {
         }
     }
 
+    /// When round `number` started, if it is the one in progress.
+    pub fn round_start(&self, number: u64) -> Option<Instant> {
+        self.round
+            .as_ref()
+            .filter(|round| round.number == number)
+            .map(|round| round.deadline - self.timeout)
+    }
+
+    /// Rounds started so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
     /// No more rounds (shutdown): the one in progress is not reported.
     pub fn stop(&mut self) {
         self.round = None;
@@ -219,6 +232,11 @@ impl<T> Router<T> {
     /// Datanode `index` answered round `round` (a `PONG`, or an alive
     /// datagram).
     pub(super) fn answered(&mut self, index: usize, round: u64, now: Instant) {
+        let asked_at = self.heartbeat.round_start(round);
+        self.datanodes.get_mut(index).heard = Some(super::status::Heard {
+            at: now,
+            round_trip: asked_at.map(|start| now.saturating_duration_since(start)),
+        });
         if let Some(link) = self.datanodes.get_mut(index).link.as_mut() {
             if link.awaiting == Some(round) {
                 link.awaiting = None;

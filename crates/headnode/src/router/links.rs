@@ -28,6 +28,11 @@ pub(super) struct Datanode {
     pub name: Arc<str>,
     pub link: Option<Link>,
     pub active: bool,
+    /// Its last heartbeat answer, for the status page.
+    pub heard: Option<super::status::Heard>,
+    /// Messages moved from it to another datanode (it dropped or went
+    /// silent with them), for the status page.
+    pub failed_over: u64,
 }
 
 impl Datanode {
@@ -175,6 +180,8 @@ impl Datanodes {
                 name: name.into(),
                 link: None,
                 active: false,
+                heard: None,
+                failed_over: 0,
             });
             self.nodes.len() - 1
         })

@@ -56,6 +56,9 @@ mod links;
 mod pending;
 #[cfg(test)]
 mod sim;
+mod status;
+
+pub use status::{DatanodeStatus, Heard, RouterStatus};
 #[cfg(test)]
 mod tests;
 
