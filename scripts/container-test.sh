@@ -96,10 +96,16 @@ compose_for() { # PROJECT FILE ARGS...
     shift 2
     "${compose[@]}" -p "$project" -f "$repo/$file" "$@"
 }
+# Removes everything of a project. The repository's .env sets
+# COMPOSE_IGNORE_ORPHANS, which docker-compose 1.29 refuses to combine with
+# --remove-orphans (and then removes nothing).
+teardown() { # PROJECT FILE
+    COMPOSE_IGNORE_ORPHANS=false compose_for "$1" "$2" down -v --remove-orphans -t 2 >/dev/null 2>&1
+}
 down_all() {
     local entry
     for entry in "${projects[@]}"; do
-        compose_for "${entry%%:*}" "${entry#*:}" down -v --remove-orphans -t 2 >/dev/null 2>&1
+        teardown "${entry%%:*}" "${entry#*:}"
     done
     if [[ ${KEEP_LOGS:-} == 1 ]]; then
         echo "logs kept in $logs"
@@ -185,7 +191,7 @@ a1() {
         fail "activity 1: log.txt and respuestas.txt"
     fi
     check_stop "server" "$server"
-    compose_for "$p" "$f" down -t 2 >/dev/null 2>&1
+    teardown "$p" "$f"
 }
 
 # The client stopped in the middle of a long run, as `docker stop` or Ctrl-C
@@ -209,7 +215,7 @@ a1_stop() {
     else
         fail "activity 1 stop: log.txt and respuestas.txt"
     fi
-    compose_for "$p" "$f" down -t 2 >/dev/null 2>&1
+    teardown "$p" "$f"
 }
 
 # --- Activity 2 --------------------------------------------------------------
@@ -258,7 +264,7 @@ a2() {
     a2_networks "$p" "$f"
     check_stop "headnode" "$(cid "$p" "$f" headnode)"
     check_stop "datanode1" "$(cid "$p" "$f" datanode1)"
-    compose_for "$p" "$f" down -v --remove-orphans -t 2 >/dev/null 2>&1
+    teardown "$p" "$f"
 }
 
 # Address of container $1 on network $2.
@@ -378,6 +384,7 @@ a2_kill() {
         fail "activity 2 kill: $victim not active again after compose start"
         show_logs "$p" "$f"
     fi
+    teardown "$p" "$f"
 }
 
 # --- Both activities from one folder -----------------------------------------
