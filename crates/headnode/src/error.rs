@@ -29,6 +29,17 @@ pub enum Error {
     /// The multicast heartbeat's socket cannot be set up.
     #[error("multicast heartbeat: {0}")]
     Heartbeat(#[source] io::Error),
+    /// The status page's address cannot be listened on.
+    #[error(
+        "cannot listen on --http {addr}: {source}; give a free HOST:PORT, or leave --http unset"
+    )]
+    Http {
+        /// `--http`.
+        addr: String,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
     /// The listening socket cannot tell its address.
     #[error("cannot read the listening address: {0}")]
     Listener(#[source] io::Error),
@@ -40,7 +51,7 @@ impl Error {
         match self {
             Error::Config(_) => Fault::Caller,
             Error::Open { source, .. } => source.fault(),
-            Error::Heartbeat(_) | Error::Listener(_) => Fault::Io,
+            Error::Heartbeat(_) | Error::Listener(_) | Error::Http { .. } => Fault::Io,
         }
     }
 }

@@ -36,6 +36,7 @@
 pub mod client_session;
 pub mod driver;
 mod error;
+pub mod http;
 mod idmap;
 pub mod link;
 pub mod multicast;
@@ -147,6 +148,12 @@ pub struct Config {
     #[arg(long, env = "HEADNODE_MULTICAST_INTERFACE", value_parser = node::multicast::parse_interface)]
     pub multicast_interface: Option<Ipv4Addr>,
 
+    /// Serve the status page (`/`, `/status.json`, `/metrics`) over HTTP at
+    /// this HOST:PORT, such as 127.0.0.1:8080. Unset (the default outside
+    /// the compose files): no HTTP at all.
+    #[arg(long, env = "HEADNODE_HTTP", value_parser = node::parse_host_port)]
+    pub http: Option<String>,
+
     /// How a datanode is chosen for each message, among the active ones.
     #[arg(long, env = "HEADNODE_PLACEMENT", value_enum, default_value_t = Placement::Random)]
     pub placement: Placement,
@@ -246,6 +253,8 @@ impl Config {
 #[derive(Debug)]
 struct Shared {
     router: RouterHandle,
+    /// Client connections, for the status page.
+    connections: Arc<http::Connections>,
     max_frame: usize,
     /// Bounds on client connections, and on any connection's first frame.
     timeouts: Timeouts,
@@ -285,6 +294,20 @@ pub async fn run(
         }
         HeartbeatMode::Tcp => None,
     };
+    let status_page = match &config.http {
+        Some(addr) => {
+            let http = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Http {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = http.local_addr().map_err(Error::Listener)?;
+            tracing::info!("status page on {}", http::describe(local));
+            Some(http)
+        }
+        None => None,
+    };
     let addr = listener.local_addr().map_err(Error::Listener)?;
     tracing::info!(
         dir = %config.dir.display(),
@@ -306,7 +329,17 @@ pub async fn run(
         multicast,
         shutdown.clone(),
     );
+    let connections = Arc::new(http::Connections::default());
+    if let Some(http) = status_page {
+        tokio::spawn(http::serve(
+            http,
+            router.clone(),
+            Arc::clone(&connections),
+            shutdown.clone(),
+        ));
+    }
     let shared = Arc::new(Shared {
+        connections,
         router,
         max_frame: config.max_frame,
         timeouts: Timeouts::from_flags(config.frame_timeout, config.idle_timeout),
@@ -393,6 +426,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mut slot: Slot, shared:
             return;
         }
     }
+    let _counted = shared.connections.opened();
     let store = ClientStore::new(shared.router.clone());
     let limits = SessionConfig::new(MessageVerb::Send).with_timeouts(shared.timeouts);
     let end = Session::new(reader, write, peer, limits)

@@ -53,12 +53,13 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use journal::Journal;
-use protocol::{encode_frame_with, heartbeat::Alive, LinkReply, Reply};
+use journal::{timestamp, Journal};
+use protocol::{encode_frame_with, heartbeat::Alive, ErrorCode, LinkReply, Reply};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 mod logs;
+pub mod stats;
 
 use logs::{log_in_session_order, write_heartbeats, Registro};
 
@@ -124,6 +125,38 @@ pub enum Event {
         /// The link.
         link: LinkId,
     },
+    /// The status page asks for a snapshot.
+    Status {
+        /// Where it goes.
+        reply: oneshot::Sender<StatusReport>,
+    },
+}
+
+/// A snapshot for the status page: the router's view and the driver's
+/// counts.
+#[derive(Debug)]
+pub struct StatusReport {
+    /// How long the headnode has been running.
+    pub uptime: Duration,
+    /// Each datanode as the router sees it, and the rounds; each
+    /// datanode's last answer as an age (`heard_ago`).
+    pub router: crate::router::RouterStatus,
+    /// How long ago each datanode (by index in `router.datanodes`) last
+    /// answered a heartbeat.
+    pub heard_ago: Vec<Option<Duration>>,
+    /// Messages stored per datanode.
+    pub stored: Vec<(Arc<str>, u64)>,
+    /// Error answers per code.
+    pub errors: Vec<(ErrorCode, u64)>,
+    /// Bytes of the messages stored.
+    pub bytes: u64,
+    /// Messages stored in each of the last 60 seconds, oldest first.
+    pub per_second: Vec<u64>,
+    /// The last heartbeat rounds: when each ended and its report.
+    pub rounds: Vec<(String, Vec<(Arc<str>, bool)>)>,
+    /// Round-trip histogram: counts per bucket of
+    /// [`stats::ROUND_TRIP_BUCKETS`] (plus the rest) and their sum.
+    pub round_trips: ([u64; stats::ROUND_TRIP_BUCKETS.len() + 1], f64),
 }
 
 /// How connection tasks reach the driver. Cheap to clone.
@@ -198,6 +231,7 @@ pub fn spawn(
         registro: Registro::new(files.registro),
         reports,
         multicast,
+        stats: stats::Stats::new(now()),
     };
     tokio::spawn(write_heartbeats(files.heartbeats, report_inbox));
     tokio::spawn(drive(driver, inbox, shutdown));
@@ -255,6 +289,8 @@ struct Driver {
     reports: mpsc::UnboundedSender<Report>,
     /// `None` with TCP heartbeats.
     multicast: Option<Multicast>,
+    /// What the status page shows.
+    stats: stats::Stats,
 }
 
 /// The outgoing side of one datanode link.
@@ -404,6 +440,34 @@ impl Driver {
                 self.router.link_closed(link, now);
                 self.outboxes.remove(&link);
             }
+            Event::Status { reply } => {
+                let _ = reply.send(self.status(now));
+            }
+        }
+    }
+
+    /// The status page's snapshot, now.
+    fn status(&mut self, now: Instant) -> StatusReport {
+        let router = self.router.snapshot();
+        let heard_ago = router
+            .datanodes
+            .iter()
+            .map(|node| {
+                node.heard
+                    .map(|heard| now.saturating_duration_since(heard.at))
+            })
+            .collect();
+        let stats = &mut self.stats;
+        StatusReport {
+            uptime: stats.uptime(now),
+            heard_ago,
+            router,
+            stored: stats.stored.clone(),
+            errors: stats.errors.clone(),
+            bytes: stats.bytes,
+            per_second: stats.per_second(now),
+            rounds: stats.rounds.iter().cloned().collect(),
+            round_trips: stats.round_trips,
         }
     }
 
@@ -417,7 +481,10 @@ impl Driver {
             registro,
             reports,
             multicast,
+            stats,
         } = self;
+        let now = now();
+        let mut rounds = Vec::new();
         for action in router.drain_actions() {
             match action {
                 Action::Close { link } => {
@@ -426,6 +493,7 @@ impl Driver {
                     }
                 }
                 Action::Done { token, outcomes } => {
+                    stats.answered(&outcomes, now);
                     log_in_session_order(orders, registro, token, outcomes)
                 }
                 Action::Multicast { probe } => {
@@ -437,10 +505,12 @@ impl Driver {
                         let _ = multicast.probes.send(Outgoing { probe, interfaces });
                     }
                 }
-                Action::Heartbeat { report } => {
-                    let _ = reports.send(report);
-                }
+                Action::Heartbeat { report } => rounds.push(report),
             }
+        }
+        for report in rounds {
+            stats.round(timestamp(), report.clone(), &router.snapshot());
+            let _ = reports.send(report);
         }
         router.take_output(|link, frames| {
             if let Some(outbox) = outboxes.get_mut(&link) {
