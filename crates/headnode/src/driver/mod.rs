@@ -153,7 +153,7 @@ pub struct StatusReport {
     /// Messages stored in each of the last 60 seconds, oldest first.
     pub per_second: Vec<u64>,
     /// The last heartbeat rounds: when each ended and its report.
-    pub rounds: Vec<(String, Vec<(Arc<str>, bool)>)>,
+    pub rounds: Vec<stats::EndedRound>,
     /// Round-trip histogram: counts per bucket of
     /// [`stats::ROUND_TRIP_BUCKETS`] (plus the rest) and their sum.
     pub round_trips: ([u64; stats::ROUND_TRIP_BUCKETS.len() + 1], f64),

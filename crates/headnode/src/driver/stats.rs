@@ -21,6 +21,10 @@ pub const ROUNDS_KEPT: usize = 10;
 /// Upper bounds of the round-trip histogram's buckets, in seconds.
 pub const ROUND_TRIP_BUCKETS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
 
+/// A heartbeat round that ended: when (wall clock) and each datanode's
+/// state.
+pub type EndedRound = (String, Vec<(Arc<str>, bool)>);
+
 /// The counts, since the headnode started.
 #[derive(Debug)]
 pub struct Stats {
@@ -37,7 +41,7 @@ pub struct Stats {
     /// The second (since `started`) the last bucket counts.
     second: u64,
     /// The last rounds: when each ended (wall clock) and its report.
-    pub rounds: VecDeque<(String, Vec<(Arc<str>, bool)>)>,
+    pub rounds: VecDeque<EndedRound>,
     /// Round trips observed, per bucket of [`ROUND_TRIP_BUCKETS`] (and one
     /// more for the rest), with their sum in seconds.
     pub round_trips: ([u64; ROUND_TRIP_BUCKETS.len() + 1], f64),
