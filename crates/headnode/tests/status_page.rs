@@ -1,0 +1,160 @@
+//! The status page while a real cluster runs on 127.0.0.1: each route, the
+//! JSON read as JSON, `/metrics` read by a Prometheus text-format parser.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+};
+
+use common::*;
+use serde_json::Value;
+
+/// The status page's address, from its `status page on http://...` line.
+fn http_addr(cluster: &Cluster) -> String {
+    let mut addr = None;
+    testkit::wait_until(PATIENCE, || {
+        addr = cluster
+            .head
+            .stderr()
+            .split("status page on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_owned);
+        addr.is_some()
+    });
+    addr.expect("the headnode logs its status page")
+}
+
+/// `GET path`: the status code, the content type and the body.
+fn get(addr: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+fn status(addr: &str) -> Value {
+    let (code, content_type, body) = get(addr, "/status.json");
+    assert_eq!(code, 200);
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    serde_json::from_str(&body).unwrap()
+}
+
+fn datanode_active(status: &Value, name: &str) -> Option<bool> {
+    status["datanodes"]
+        .as_array()?
+        .iter()
+        .find(|node| node["name"] == name)?["active"]
+        .as_bool()
+}
+
+#[test]
+fn every_route_tells_the_state_of_a_running_cluster() {
+    let mut cluster = Cluster::with_datanodes(
+        &["dn1", "dn2", "dn3"],
+        &["--http", "127.0.0.1:0", "--placement", "round-robin"],
+    );
+    let addr = http_addr(&cluster);
+    let log = cluster.root.path().join("registro_cliente.txt");
+    let run = cluster.client(&log, &["--count", "300", "--pipeline", "4"]);
+    assert_all_confirmed(&run, 301);
+
+    // The page: one self-contained document.
+    let (code, content_type, page) = get(&addr, "/");
+    assert_eq!(code, 200);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(page.contains("<title>INF343 headnode</title>"));
+    for external in ["src=\"http", "href=\"http", "@import", "url(http"] {
+        assert!(
+            !page.contains(external),
+            "no CDN, no external font: {external}"
+        );
+    }
+
+    // status.json: three active datanodes that stored the 301 messages.
+    let now = status(&addr);
+    let nodes = now["datanodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{now}");
+    assert!(nodes.iter().all(|node| node["active"] == true), "{now}");
+    let stored: u64 = nodes
+        .iter()
+        .map(|node| node["stored"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, 301);
+    assert_eq!(now["stored_total"], 301);
+    let per_second: u64 = now["stored_per_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum::<u64>();
+    assert!(per_second <= 301, "the last minute, done seconds only");
+    assert!(now["heartbeat_rounds"].as_u64().unwrap() >= 1);
+
+    // /metrics, parsed as Prometheus text.
+    let (code, _, text) = get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let stored_per_node: Vec<(String, f64)> = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == "headnode_messages_stored_total")
+        .map(|sample| {
+            let value = match sample.value {
+                prometheus_parse::Value::Counter(n) | prometheus_parse::Value::Untyped(n) => n,
+                ref other => panic!("not a counter: {other:?}"),
+            };
+            (sample.labels["datanode"].to_owned(), value)
+        })
+        .collect();
+    assert_eq!(stored_per_node.len(), 3, "{text}");
+    assert_eq!(stored_per_node.iter().map(|(_, n)| n).sum::<f64>(), 301.0);
+    for (name, n) in &stored_per_node {
+        let json = nodes
+            .iter()
+            .find(|node| node["name"] == name.as_str())
+            .unwrap();
+        assert_eq!(
+            json["stored"].as_f64(),
+            Some(*n),
+            "{name}: the same count in both"
+        );
+    }
+    assert!(
+        scrape.samples.iter().any(|sample| sample
+            .metric
+            .starts_with("headnode_heartbeat_round_trip_seconds")),
+        "{text}"
+    );
+
+    // dn2 dies: the page says so within a round.
+    cluster.kill_datanode("dn2");
+    assert!(
+        testkit::wait_until(PATIENCE, || datanode_active(&status(&addr), "dn2")
+            == Some(false)),
+        "dn2 inactive on the status page"
+    );
+    assert_eq!(datanode_active(&status(&addr), "dn1"), Some(true));
+}
