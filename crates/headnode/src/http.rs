@@ -2,27 +2,23 @@
 //! runtime.
 //!
 //! - `/`: a page that shows the cluster now and over the last minute
-//!   (`status_page.html`, one file with its script and styles inline, so
-//!   it works with no internet); it polls `/status.json` every second.
+//!   (`status_page.html`); it polls `/status.json` every second.
 //! - `/status.json`: the same data for scripts ([`StatusJson`]).
 //! - `/metrics`: the Prometheus text format (OpenMetrics), encoded by
 //!   `prometheus-client`.
+//!
+//! The page loads `chart.js` and `style.css` from the headnode itself
+//! (the `status` crate, shared with the server's page).
 //!
 //! Each request asks the driver for a snapshot ([`Event::Status`]); the
 //! driver builds one only then, so the page costs nothing while nobody
 //! looks, and the router's task never waits for HTTP.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::State,
-    http::{header, StatusCode},
+    http::StatusCode,
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -33,6 +29,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use serde::Serialize;
+use status::Connections;
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -45,32 +42,6 @@ const PAGE: &str = include_str!("status_page.html");
 struct Shared {
     router: RouterHandle,
     connections: Arc<Connections>,
-}
-
-/// Client connections, counted by the connection tasks.
-#[derive(Debug, Default)]
-pub struct Connections {
-    open: AtomicU64,
-    total: AtomicU64,
-}
-
-impl Connections {
-    /// A client connection opened; it counts until the guard drops.
-    pub fn opened(self: &Arc<Self>) -> ConnectionGuard {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(Arc::clone(self))
-    }
-}
-
-/// Counts one open client connection while it lives.
-#[derive(Debug)]
-pub struct ConnectionGuard(Arc<Connections>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Serves the status page on `listener` until `shutdown`.
@@ -88,13 +59,7 @@ pub async fn serve(
             router,
             connections,
         });
-    let stopped = async move { shutdown.cancelled().await };
-    if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::warn!(%err, "the status page stopped");
-    }
+    status::serve(listener, app, shutdown).await;
 }
 
 /// Where the status page listens, for the start-up log line.
@@ -127,14 +92,7 @@ async fn metrics(State(shared): State<Shared>) -> Response {
         Err(response) => return response,
     };
     match encode_metrics(&report, &shared.connections) {
-        Ok(text) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => status::openmetrics(text),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -235,7 +193,7 @@ impl StatusJson {
                 .iter()
                 .map(|(code, n)| (code.to_string(), *n))
                 .collect(),
-            clients: connections.open.load(Ordering::Relaxed),
+            clients: connections.open(),
             pending_batches: report.router.pending_batches,
         }
     }
@@ -323,12 +281,12 @@ fn encode_metrics(
     registry.register(
         "client_connections",
         "Client connections open",
-        gauge(connections.open.load(Ordering::Relaxed)),
+        gauge(connections.open()),
     );
     registry.register(
         "client_connections_accepted",
         "Client connections accepted since start",
-        counter(connections.total.load(Ordering::Relaxed)),
+        counter(connections.total()),
     );
     let mut text = String::new();
     encode(&mut text, &registry)?;

@@ -254,7 +254,7 @@ impl Config {
 struct Shared {
     router: RouterHandle,
     /// Client connections, for the status page.
-    connections: Arc<http::Connections>,
+    connections: Arc<status::Connections>,
     max_frame: usize,
     /// Bounds on client connections, and on any connection's first frame.
     timeouts: Timeouts,
@@ -329,7 +329,7 @@ pub async fn run(
         multicast,
         shutdown.clone(),
     );
-    let connections = Arc::new(http::Connections::default());
+    let connections = Arc::new(status::Connections::default());
     if let Some(http) = status_page {
         tokio::spawn(http::serve(
             http,

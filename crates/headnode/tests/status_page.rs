@@ -92,6 +92,15 @@ fn every_route_tells_the_state_of_a_running_cluster() {
         );
     }
 
+    for (asset, kind) in [("/chart.js", "text/javascript"), ("/style.css", "text/css")] {
+        let (code, content_type, body) = get(&addr, asset);
+        assert_eq!(code, 200, "{asset}");
+        assert!(
+            content_type.starts_with(kind) && !body.is_empty(),
+            "{asset}"
+        );
+    }
+
     // status.json: three active datanodes that stored the 301 messages.
     let now = status(&addr);
     let nodes = now["datanodes"].as_array().unwrap();

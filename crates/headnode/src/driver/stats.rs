@@ -10,12 +10,12 @@
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
 
+use status::PerSecond;
+
 use protocol::ErrorCode;
 
 use crate::router::{Outcome, RouterStatus};
 
-/// Seconds of history the per-second chart keeps.
-pub const HISTORY_SECONDS: usize = 60;
 /// Heartbeat rounds the page lists.
 pub const ROUNDS_KEPT: usize = 10;
 /// Upper bounds of the round-trip histogram's buckets, in seconds.
@@ -35,11 +35,8 @@ pub struct Stats {
     pub errors: Vec<(ErrorCode, u64)>,
     /// Bytes of the messages stored.
     pub bytes: u64,
-    /// Messages stored in each of the last seconds, oldest first; the last
-    /// one is the second in progress.
-    per_second: VecDeque<u64>,
-    /// The second (since `started`) the last bucket counts.
-    second: u64,
+    /// Messages stored per second.
+    per_second: PerSecond,
     /// The last rounds: when each ended (wall clock) and its report.
     pub rounds: VecDeque<EndedRound>,
     /// Round trips observed, per bucket of [`ROUND_TRIP_BUCKETS`] (and one
@@ -57,8 +54,7 @@ impl Stats {
             stored: Vec::new(),
             errors: Vec::new(),
             bytes: 0,
-            per_second: VecDeque::from([0]),
-            second: 0,
+            per_second: PerSecond::new(now),
             rounds: VecDeque::new(),
             round_trips: ([0; ROUND_TRIP_BUCKETS.len() + 1], 0.0),
             counted_answers: Vec::new(),
@@ -81,10 +77,7 @@ impl Stats {
                 },
             }
         }
-        self.roll(now);
-        if let Some(last) = self.per_second.back_mut() {
-            *last += stored;
-        }
+        self.per_second.add(stored, now);
     }
 
     /// Keeps a round's report, ended at wall-clock time `stamp`, and counts
@@ -119,32 +112,10 @@ impl Stats {
         now.saturating_duration_since(self.started)
     }
 
-    /// Messages stored in each of the last [`HISTORY_SECONDS`] seconds
-    /// before `now`, oldest first (the second in progress not included).
-    pub fn per_second(&mut self, now: Instant) -> Vec<u64> {
-        self.roll(now);
-        let done = self.per_second.len() - 1;
-        let mut seconds: Vec<u64> = self.per_second.iter().take(done).copied().collect();
-        let missing = HISTORY_SECONDS.saturating_sub(seconds.len());
-        seconds.splice(0..0, std::iter::repeat_n(0, missing));
-        seconds
-    }
-
-    /// Moves the current bucket up to `now`'s second.
-    fn roll(&mut self, now: Instant) {
-        let second = now.saturating_duration_since(self.started).as_secs();
-        while self.second < second {
-            self.second += 1;
-            self.per_second.push_back(0);
-            if self.per_second.len() > HISTORY_SECONDS + 1 {
-                self.per_second.pop_front();
-            }
-            if second - self.second > HISTORY_SECONDS as u64 {
-                // Idle for more than the history: jump.
-                self.second = second;
-                self.per_second = std::iter::repeat_n(0, HISTORY_SECONDS + 1).collect();
-            }
-        }
+    /// Messages stored in each of the last minute's whole seconds, oldest
+    /// first.
+    pub fn per_second(&self, now: Instant) -> Vec<u64> {
+        self.per_second.last_minute(now)
     }
 }
 
@@ -201,10 +172,6 @@ mod tests {
         assert_eq!(stats.errors, [(ErrorCode::Unavailable, 1)]);
         assert_eq!(stats.bytes, 4);
         let seconds = stats.per_second(start + Duration::from_millis(2100));
-        assert_eq!(seconds.len(), HISTORY_SECONDS);
-        assert_eq!(seconds[HISTORY_SECONDS - 2..], [2, 1]);
-        // A long silence leaves a minute of zeros.
-        let later = stats.per_second(start + Duration::from_secs(500));
-        assert!(later.iter().all(|n| *n == 0));
+        assert_eq!(seconds[seconds.len() - 2..], [2, 1]);
     }
 }
