@@ -3,52 +3,18 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-};
-
 use common::*;
 use serde_json::Value;
+use testkit::http_get as get;
 
-/// The status page's address, from its `status page on http://...` line.
+/// The status page's address, from the headnode's log.
 fn http_addr(cluster: &Cluster) -> String {
     let mut addr = None;
     testkit::wait_until(PATIENCE, || {
-        addr = cluster
-            .head
-            .stderr()
-            .split("status page on http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .map(str::to_owned);
+        addr = testkit::status_page_addr(&cluster.head.stderr());
         addr.is_some()
     });
     addr.expect("the headnode logs its status page")
-}
-
-/// `GET path`: the status code, the content type and the body.
-fn get(addr: &str, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|line| {
-            line.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, content_type, body.to_owned())
 }
 
 fn status(addr: &str) -> Value {

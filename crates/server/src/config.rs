@@ -53,6 +53,12 @@ pub struct Config {
           allow_hyphen_values = true, value_parser = node::args::count_of_at_least_one)]
     pub max_connections: usize,
 
+    /// Serve a status page (`/`, `/status.json`, `/metrics`) over HTTP at
+    /// this HOST:PORT, such as 127.0.0.1:5080. Unset (the default outside
+    /// the compose files): no HTTP at all.
+    #[arg(long, env = "SERVER_HTTP", value_parser = node::parse_host_port)]
+    pub http: Option<String>,
+
     /// How long a request may take to arrive once its first bytes have
     /// (`10s`, `500ms`): a connection that leaves a frame unfinished longer
     /// is closed, so that peers holding connections with half a frame

@@ -18,6 +18,17 @@ pub enum Error {
         #[source]
         source: journal::Error,
     },
+    /// The status page's address cannot be listened on.
+    #[error(
+        "cannot listen on --http {addr}: {source}; give a free HOST:PORT, or leave --http unset"
+    )]
+    Http {
+        /// `--http`.
+        addr: String,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
     /// The listening socket given to [`crate::run`] has no address.
     #[error("the listening socket has no address: {source}")]
     Listener {
@@ -32,7 +43,7 @@ impl Error {
     pub fn fault(&self) -> Fault {
         match self {
             Error::Open { source, .. } => source.fault(),
-            Error::Listener { .. } => Fault::Io,
+            Error::Listener { .. } | Error::Http { .. } => Fault::Io,
         }
     }
 }

@@ -26,6 +26,7 @@
 
 mod config;
 mod error;
+pub mod http;
 mod store;
 
 pub use config::{Config, LOG_FILE};
@@ -59,7 +60,31 @@ pub async fn run(
         Ok(journal) => journal,
         Err(source) => return Err(Error::Open { path, source }),
     };
-    let store = Arc::new(LogStore::new(journal.clone()));
+    let counts = match &config.http {
+        Some(addr) => {
+            let http = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Http {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = http
+                .local_addr()
+                .map_err(|source| Error::Listener { source })?;
+            tracing::info!("status page on http://{local}/");
+            let counts = Arc::new(http::Counts::new());
+            tokio::spawn(http::serve(http, Arc::clone(&counts), shutdown.clone()));
+            Some(counts)
+        }
+        None => None,
+    };
+    let connections = counts
+        .as_ref()
+        .map(|counts| Arc::clone(&counts.connections));
+    let store = Arc::new(http::CountingStore::new(
+        LogStore::new(journal.clone()),
+        counts,
+    ));
     let addr = listener
         .local_addr()
         .map_err(|source| Error::Listener { source })?;
@@ -80,7 +105,9 @@ pub async fn run(
         move |stream, peer, slot| {
             let store = Arc::clone(&store);
             let shutdown = sessions.clone();
+            let counted = connections.as_ref().map(|connections| connections.opened());
             async move {
+                let _counted = counted;
                 tracing::debug!(%peer, "client connected");
                 let (read, write) = stream.into_split();
                 let mut reader = FramedRead::new(read, FrameCodec::new(max_frame));

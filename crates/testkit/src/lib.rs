@@ -542,3 +542,51 @@ mod tests {
         assert!(!is_timestamp("172.19.0.3:46274"));
     }
 }
+
+/// `GET path` from the HTTP server at `addr` (HTTP/1.1, one request, the
+/// connection closed after it): the status code, the content type
+/// (lowercase) and the body. For the status pages' tests.
+pub fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the HTTP server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("set a read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a whole HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    let content_type = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+/// The `HOST:PORT` of a node's status page, from its `status page on
+/// http://HOST:PORT/` log line in `stderr`.
+pub fn status_page_addr(stderr: &str) -> Option<String> {
+    stderr
+        .split("status page on http://")
+        .nth(1)?
+        .split('/')
+        .next()
+        .map(str::to_owned)
+}
