@@ -523,26 +523,6 @@ impl Drop for Tmpfs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_listening_address_in_a_log_line() {
-        assert_eq!(
-            listening_addr("2026-11-26T23:00:00Z  INFO server: listening on 127.0.0.1:41234"),
-            Some("127.0.0.1:41234".parse().unwrap())
-        );
-        assert_eq!(listening_addr("INFO started"), None);
-    }
-
-    #[test]
-    fn recognises_time_stamps() {
-        assert!(is_timestamp("2019-10-05 01:57:38"));
-        assert!(!is_timestamp("172.19.0.3:46274"));
-    }
-}
-
 /// `GET path` from the HTTP server at `addr` (HTTP/1.1, one request, the
 /// connection closed after it): the status code, the content type
 /// (lowercase) and the body. For the status pages' tests.
@@ -589,4 +569,24 @@ pub fn status_page_addr(stderr: &str) -> Option<String> {
         .split('/')
         .next()
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_listening_address_in_a_log_line() {
+        assert_eq!(
+            listening_addr("2026-11-26T23:00:00Z  INFO server: listening on 127.0.0.1:41234"),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        assert_eq!(listening_addr("INFO started"), None);
+    }
+
+    #[test]
+    fn recognises_time_stamps() {
+        assert!(is_timestamp("2019-10-05 01:57:38"));
+        assert!(!is_timestamp("172.19.0.3:46274"));
+    }
 }
