@@ -27,7 +27,7 @@
 //! # Files
 //!
 //! In `--dir`: `registro_server.txt` (one line per confirmed message, the
-//! datanode's sentence) and `heartbeat_server.txt` (one line per known
+//! datanode's sentence as the router checked it) and `heartbeat_server.txt` (one line per known
 //! datanode per heartbeat round).
 //!
 //! The link protocol is section 9 of `docs/PROTOCOL.md`, the

@@ -266,8 +266,13 @@ impl Raw {
     }
 
     pub fn send(&mut self, payload: &str) {
+        self.send_bytes(payload.as_bytes());
+    }
+
+    /// Sends one frame of any bytes, UTF-8 or not.
+    pub fn send_bytes(&mut self, payload: &[u8]) {
         let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(payload.as_bytes());
+        frame.extend_from_slice(payload);
         self.stream.write_all(&frame).expect("send");
     }
 
