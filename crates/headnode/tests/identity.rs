@@ -202,14 +202,6 @@ fn forge_answers(
     })
 }
 
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 #[test]
 fn with_a_secret_impostors_never_take_a_name_and_the_real_datanode_is_never_locked_out() {
     let root = testkit::TempDir::new().unwrap();

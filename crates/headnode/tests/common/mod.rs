@@ -320,3 +320,12 @@ impl Raw {
         self.recv().expect("a reply")
     }
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`, ...) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
