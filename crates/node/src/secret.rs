@@ -43,7 +43,7 @@ pub fn load(flag: &'static str, path: &Path) -> Result<ClusterKey, Error> {
             io::ErrorKind::NotFound => "no such file: create it (`headnode \
                 --create-cluster-secret PATH` writes a random one) or give the right path"
                 .into(),
-            _ => format!("cannot read it: {err}"),
+            _ => cannot_read(&err),
         })
     })?;
     if !meta.is_file() {
@@ -62,7 +62,7 @@ pub fn load(flag: &'static str, path: &Path) -> Result<ClusterKey, Error> {
             meta.len()
         )));
     }
-    let content = std::fs::read(path).map_err(|err| refuse(format!("cannot read it: {err}")))?;
+    let content = std::fs::read(path).map_err(|err| refuse(cannot_read(&err)))?;
     let secret = content
         .strip_suffix(b"\r\n")
         .or_else(|| content.strip_suffix(b"\n"))
@@ -77,6 +77,21 @@ pub fn load(flag: &'static str, path: &Path) -> Result<ClusterKey, Error> {
             secret.len()
         ))
     })
+}
+
+/// Why the file cannot be read, and for a permission what to do: the
+/// file must be readable by this process's user (under Docker, root has no
+/// `CAP_DAC_OVERRIDE`, and a node reads it as the owner of its folder).
+fn cannot_read(err: &io::Error) -> String {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        format!(
+            "cannot read it as uid {}: {err}; it must belong to the user this node runs as \
+             (under Docker, the owner of its log folder)",
+            nix::unistd::getuid()
+        )
+    } else {
+        format!("cannot read it: {err}")
+    }
 }
 
 /// Writes a new random secret to `path` (mode `0600`) unless a file is
