@@ -12,7 +12,8 @@
 //! (which could aim our answers at any address) gets none.
 //!
 //! With no TCP `PING`s on the link, the probes are also how the datanode
-//! knows its headnode is still there: if none arrives for the idle timeout,
+//! knows its headnode is still there: if no probe it answers arrives for
+//! the idle timeout (other datagrams do not count),
 //! the link is taken as dead, as [`crate::IdleRead`] does for TCP silence.
 
 use std::{
@@ -51,10 +52,11 @@ pub async fn answer_probes(
     };
     tracing::info!(%group, %interface, "answering multicast heartbeat probes");
     let mut buf = [0u8; MAX_DATAGRAM + 1];
+    // Only a probe we answer counts as the headnode's sign of life: junk,
+    // or a probe without the secret's tag, must not keep a dead link alive.
+    let mut deadline = tokio::time::Instant::now() + silence;
     loop {
-        // Only a probe we answer counts as the headnode's sign of life:
-        // untagged datagrams must not keep a dead link alive.
-        let received = tokio::time::timeout(silence, socket.recv_from(&mut buf)).await;
+        let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
         let (len, from) = match received {
             Err(_) => return Stopped::Silent(silence),
             Ok(Err(err)) => {
@@ -70,6 +72,7 @@ pub async fn answer_probes(
                 continue;
             }
         };
+        deadline = tokio::time::Instant::now() + silence;
         let alive = Alive {
             round: probe.round,
             nonce: probe.nonce,
