@@ -518,11 +518,46 @@ newcomer() {
     rm -rf "$home"
 }
 
+# --- The cluster secret --------------------------------------------------------
+# Activity 2 makes its secret on the first up (a fresh folder here), and a
+# datanode container without it is refused and stops with status 2.
+a2_secret() {
+    local p="${run_id}sec" f=docker-compose.cluster.yml
+    say "Activity 2: the cluster secret (project $p)"
+    local -x TAREA1_SECRETS="$logs/secrets"
+    mkdir -p "$TAREA1_SECRETS"
+    if ! CLIENT_COUNT=20 up "$p" "$f"; then
+        fail "secret: compose up"
+        show_logs "$p" "$f"
+        return
+    fi
+    local secret="$TAREA1_SECRETS/cluster_secret"
+    if [[ $(wait_exit "$(cid "$p" "$f" cluster-client)" 120) == 0 ]] &&
+        [[ $(stat -c '%a %u' "$secret") == "600 $(stat -c %u "$TAREA1_SECRETS")" ]]; then
+        pass "secret: made on the first up (mode 600, the folder's owner's); the datanodes proved it"
+    else
+        fail "secret: $(stat -c '%a %U' "$secret" 2>&1), or the client failed"
+        show_logs "$p" "$f"
+    fi
+    local out status
+    out=$(docker run --rm --network "${p}_storage" --cap-drop ALL "$image" \
+        datanode --headnode headnode:10000 --name datanode1 2>&1)
+    status=$?
+    if ((status == 2)) && grep -q -- "--cluster-secret-file" <<<"$out" &&
+        docker logs "$(cid "$p" "$f" headnode)" 2>&1 | grep -q "did not prove it knows"; then
+        pass "secret: a datanode container without it is refused and exits 2"
+    else
+        fail "secret: an impostor datanode exited $status: $(tail -1 <<<"$out")"
+    fi
+    compose_for "$p" "$f" down -v -t 2 >/dev/null 2>&1
+}
+
 a1
 a1_stop
 a2
 a2_kill
 together
 newcomer
+a2_secret
 summary
 ((failed == 0))

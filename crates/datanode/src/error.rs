@@ -51,14 +51,46 @@ pub enum Error {
         /// `--name-taken-timeout`.
         waited: Duration,
     },
+    /// The cluster secret's file cannot be used.
+    #[error(transparent)]
+    Secret(#[from] node::Error),
+    /// The headnode challenged us for a cluster secret we were not given.
+    #[error(
+        "the headnode {headnode} admits only datanodes that know its cluster secret: give \
+         --cluster-secret-file (DATANODE_CLUSTER_SECRET_FILE) the headnode's secret file"
+    )]
+    NoSecret {
+        /// The headnode's address (`--headnode`).
+        headnode: String,
+    },
+    /// The headnode refused our proof: our secret is not its.
+    #[error(
+        "the headnode {headnode} refused our proof of the cluster secret: {reply} \
+         (--cluster-secret-file {} must hold the same secret as the headnode's)",
+        path.display()
+    )]
+    AuthFailed {
+        /// The headnode's address (`--headnode`).
+        headnode: String,
+        /// Its answer to the proof.
+        reply: ErrorReply,
+        /// Our secret's file.
+        path: PathBuf,
+    },
 }
 
 impl Error {
-    /// Whose fault it is: a name that we or the headnode refuse is the
-    /// caller's (a usage error: exit status 2), the rest I/O.
+    /// Whose fault it is: a name that we or the headnode refuse, and a
+    /// secret that is missing or wrong, are the caller's (a usage error:
+    /// exit status 2), the rest I/O.
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Config { .. } | Error::Refused { .. } | Error::NameTaken { .. } => Fault::Caller,
+            Error::Config { .. }
+            | Error::Refused { .. }
+            | Error::NoSecret { .. }
+            | Error::NameTaken { .. }
+            | Error::AuthFailed { .. } => Fault::Caller,
+            Error::Secret(err) => err.fault(),
             Error::Open { source, .. } => source.fault(),
         }
     }

@@ -7,10 +7,13 @@
 //! network's, or 127.0.0.1), and answers every probe it hears with one
 //! alive datagram, unicast to the probe's sender, echoing the round and
 //! nonce with its name. Anything that is not a probe is dropped, logged at
-//! debug.
+//! debug. When the headnode checked our cluster secret at registration,
+//! probes must carry its tag and answers carry one too: a forged probe
+//! (which could aim our answers at any address) gets none.
 //!
 //! With no TCP `PING`s on the link, the probes are also how the datanode
-//! knows its headnode is still there: if none arrives for the idle timeout,
+//! knows its headnode is still there: if no probe it answers arrives for
+//! the idle timeout (other datagrams do not count),
 //! the link is taken as dead, as [`crate::IdleRead`] does for TCP silence.
 
 use std::{
@@ -18,7 +21,10 @@ use std::{
     time::Duration,
 };
 
-use protocol::heartbeat::{Alive, Probe, MAX_DATAGRAM};
+use protocol::{
+    auth::ClusterKey,
+    heartbeat::{Alive, Probe, MAX_DATAGRAM},
+};
 
 /// Why answering probes stopped.
 #[derive(Debug)]
@@ -30,11 +36,14 @@ pub enum Stopped {
 }
 
 /// Answers the probes of `group` heard on `interface` as `name`, until no
-/// probe has come for `silence`, or the group cannot be joined.
+/// probe has come for `silence`, or the group cannot be joined. With `key`
+/// (the headnode checked our secret) only probes tagged with it are
+/// answered, and the answers are tagged.
 pub async fn answer_probes(
     group: SocketAddrV4,
     interface: Ipv4Addr,
     name: &str,
+    key: Option<&ClusterKey>,
     silence: Duration,
 ) -> Stopped {
     let socket = match node::multicast::receiver(group, interface) {
@@ -43,8 +52,11 @@ pub async fn answer_probes(
     };
     tracing::info!(%group, %interface, "answering multicast heartbeat probes");
     let mut buf = [0u8; MAX_DATAGRAM + 1];
+    // Only a probe we answer counts as the headnode's sign of life: junk,
+    // or a probe without the secret's tag, must not keep a dead link alive.
+    let mut deadline = tokio::time::Instant::now() + silence;
     loop {
-        let received = tokio::time::timeout(silence, socket.recv_from(&mut buf)).await;
+        let received = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
         let (len, from) = match received {
             Err(_) => return Stopped::Silent(silence),
             Ok(Err(err)) => {
@@ -53,19 +65,20 @@ pub async fn answer_probes(
             }
             Ok(Ok(received)) => received,
         };
-        let probe = match Probe::decode(&buf[..len]) {
+        let probe = match Probe::decode_with(&buf[..len], key) {
             Ok(probe) => probe,
             Err(err) => {
                 tracing::debug!(%from, %err, "not a heartbeat probe; dropped");
                 continue;
             }
         };
+        deadline = tokio::time::Instant::now() + silence;
         let alive = Alive {
             round: probe.round,
             nonce: probe.nonce,
             name: name.to_owned(),
         };
-        if let Err(err) = socket.send_to(&alive.encode(), from).await {
+        if let Err(err) = socket.send_to(&alive.encode_with(key), from).await {
             tracing::warn!(%from, %err, "cannot answer the heartbeat probe");
         }
     }

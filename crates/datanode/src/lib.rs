@@ -29,6 +29,10 @@
 //! the headnode lets it in. `ERR BAD_ARGUMENT` means the headnode rejects
 //! the name itself; retrying cannot help, so the datanode exits with an error.
 //!
+//! With `--cluster-secret-file` the datanode answers the headnode's
+//! challenge with a proof that it knows the cluster secret, and tags its
+//! heartbeat answers ([`register`], [`heartbeat`]).
+//!
 //! # Errors
 //!
 //! [`run`] fails with an [`Error`] only before or instead of serving: a
@@ -46,8 +50,10 @@
 
 mod error;
 pub mod heartbeat;
+pub mod register;
 
 pub use error::Error;
+pub use register::REGISTER_TIMEOUT;
 
 use std::{
     future::Future,
@@ -61,7 +67,7 @@ use std::{
 };
 
 use clap::Parser;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::FutureExt;
 use journal::{timestamp, Durability, Journal, Record};
 use node::{
     dial::{connect_with_retry, Backoff},
@@ -69,9 +75,10 @@ use node::{
     MessageStore, MessageVerb, StoreFuture,
 };
 use protocol::{
-    command::is_valid_name, sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request,
+    auth::ClusterKey, command::is_valid_name, sentences, ErrorCode, ErrorReply, FrameCodec,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE,
 };
+use register::{NotRegistered, Registered};
 use tokio::{
     io::{AsyncRead, ReadBuf},
     net::TcpStream,
@@ -83,10 +90,6 @@ use tokio_util::{
 
 /// Name of the file a datanode appends messages to, inside `--dir`.
 pub const DATA_FILE: &str = "data.txt";
-
-/// How long the datanode waits for the headnode's answer to `REGISTER`
-/// before it gives up on that connection and dials again.
-pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Configuration of the `datanode` binary. Every flag is also an
 /// environment variable (`DATANODE_<FLAG>`).
@@ -149,6 +152,14 @@ pub struct Config {
           value_parser = node::parse_duration)]
     pub name_taken_timeout: Duration,
 
+    /// File holding the cluster secret: the same file as the headnode's
+    /// --cluster-secret-file (at least 16 bytes, mode 0600). The datanode
+    /// proves with it that it belongs to the cluster when the headnode
+    /// challenges its registration, and tags its heartbeat answers; the
+    /// secret itself never crosses the network.
+    #[arg(long, env = "DATANODE_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
     /// Multicast group of the heartbeat probes, instead of the one the
     /// headnode names when it accepts the registration.
     #[arg(long, env = "DATANODE_MULTICAST_GROUP", value_parser = node::multicast::parse_group)]
@@ -200,6 +211,10 @@ pub fn host_name() -> Option<String> {
 /// Runs the datanode until `shutdown` is cancelled (or a fatal error).
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let name = config.node_name()?;
+    let key = match &config.cluster_secret_file {
+        Some(path) => Some(node::secret::load("--cluster-secret-file", path)?),
+        None => None,
+    };
     let path = config.dir.join(DATA_FILE);
     let journal = match Journal::open(&path, config.fsync) {
         Ok(journal) => journal,
@@ -231,13 +246,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
                     idle_timeout: config.idle_timeout,
                     multicast_group: config.multicast_group,
                     multicast_interface: config.multicast_interface,
+                    key: key.as_ref(),
                 };
+                let headnode = || config.headnode.clone();
                 match serve_link(stream, &link, &store, &shutdown).await {
                     LinkEnd::Shutdown => return Ok(()),
-                    LinkEnd::Fatal(reply) => {
+                    LinkEnd::Fatal(NotRegistered::BadName(reply)) => {
                         return Err(Error::Refused {
-                            headnode: config.headnode.clone(),
+                            headnode: headnode(),
                             reply,
+                        })
+                    }
+                    LinkEnd::Fatal(NotRegistered::AuthFailed(reply)) => {
+                        return Err(Error::AuthFailed {
+                            headnode: headnode(),
+                            reply,
+                            path: config.cluster_secret_file.clone().unwrap_or_default(),
+                        })
+                    }
+                    LinkEnd::Fatal(_) => {
+                        return Err(Error::NoSecret {
+                            headnode: headnode(),
                         })
                     }
                     LinkEnd::Served => {
@@ -286,8 +315,8 @@ enum LinkEnd {
     Served,
     /// Registration did not succeed this time; try again later.
     Retry,
-    /// The headnode refused the name itself.
-    Fatal(ErrorReply),
+    /// Registration cannot succeed by retrying (the name, the secret).
+    Fatal(NotRegistered),
     /// A live datanode holds our name: our own previous link not yet seen
     /// dead, or another datanode with the same name.
     NameTaken,
@@ -300,6 +329,7 @@ struct LinkConfig<'a> {
     idle_timeout: Duration,
     multicast_group: Option<SocketAddrV4>,
     multicast_interface: Option<Ipv4Addr>,
+    key: Option<&'a ClusterKey>,
 }
 
 /// Registers on `stream`, then serves the headnode's requests on it (and
@@ -328,49 +358,17 @@ async fn serve_link(
     let read = IdleRead::new(read, idle_timeout);
     let mut reader = FramedRead::new(read, FrameCodec::new(max_frame));
     let mut writer = FramedWrite::new(write, FrameCodec::new(max_frame));
-    let register = Request::Register(name.to_owned()).to_payload();
-    if let Err(err) = writer.send(register).await {
-        tracing::warn!(%peer, %err, "could not send REGISTER");
-        return LinkEnd::Retry;
-    }
-    let answer = tokio::select! {
-        answer = tokio::time::timeout(REGISTER_TIMEOUT, reader.next()) => answer,
-        _ = shutdown.cancelled() => return LinkEnd::Shutdown,
+    let registered = register::register(&mut reader, &mut writer, name, link.key, peer, shutdown);
+    let (group, proved) = match registered.await {
+        Ok(Registered { group, proved }) => (link.multicast_group.or(group), proved),
+        Err(NotRegistered::Shutdown) => return LinkEnd::Shutdown,
+        Err(NotRegistered::Retry) => return LinkEnd::Retry,
+        Err(NotRegistered::NameTaken) => return LinkEnd::NameTaken,
+        Err(fatal) => return LinkEnd::Fatal(fatal),
     };
-    let reply = match answer {
-        Ok(Some(Ok(Frame::Data(payload)))) => Reply::parse(&payload),
-        Ok(None) => {
-            tracing::warn!(%peer, "the headnode closed the connection before answering REGISTER");
-            return LinkEnd::Retry;
-        }
-        Ok(Some(Ok(Frame::Oversized { len }))) => {
-            tracing::warn!(%peer, len, "oversized answer to REGISTER");
-            return LinkEnd::Retry;
-        }
-        Ok(Some(Err(err))) => {
-            tracing::warn!(%peer, %err, "lost the connection while registering");
-            return LinkEnd::Retry;
-        }
-        Err(_) => {
-            tracing::warn!(%peer, timeout = ?REGISTER_TIMEOUT, "no answer to REGISTER");
-            return LinkEnd::Retry;
-        }
-    };
-    let group = match reply {
-        Some(Reply::Ok(text)) => link
-            .multicast_group
-            .or(protocol::link::parse_registered(&text).1),
-        Some(Reply::Err(err)) if err.code == ErrorCode::NameTaken => return LinkEnd::NameTaken,
-        Some(Reply::Err(err)) if err.code == ErrorCode::BadArgument => return LinkEnd::Fatal(err),
-        Some(Reply::Err(err)) => {
-            tracing::warn!(%peer, %err, "registration refused; retrying");
-            return LinkEnd::Retry;
-        }
-        other => {
-            tracing::warn!(%peer, reply = ?other, "unexpected answer to REGISTER; retrying");
-            return LinkEnd::Retry;
-        }
-    };
+    // Heartbeat datagrams are tagged only when the headnode checked our
+    // proof: then both sides have the secret.
+    let key = link.key.filter(|_| proved);
     tracing::info!(%peer, "registered with headnode as {name}");
     let interface = link.multicast_interface.or(local);
     let probes = async {
@@ -378,7 +376,7 @@ async fn serve_link(
             // TCP heartbeats: PINGs come on the link.
             return std::future::pending().await;
         };
-        heartbeat::answer_probes(group, interface, name, idle_timeout).await
+        heartbeat::answer_probes(group, interface, name, key, idle_timeout).await
     };
     if group.is_some() {
         // The probes, not the link, now show that the headnode is there.
@@ -625,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_name_is_a_usage_error_and_an_unopenable_file_is_not() {
+    fn a_refused_name_and_a_file_given_for_a_folder_are_usage_errors() {
         let refused = Error::Refused {
             headnode: "127.0.0.1:10000".into(),
             reply: ErrorReply::new(ErrorCode::BadArgument, "a node name is 1 to 64 characters"),
@@ -638,8 +636,9 @@ mod tests {
         let path = file.join(DATA_FILE);
         let source = Journal::open(&path, Durability::Never).unwrap_err();
         let open = Error::Open { path, source };
-        assert_eq!(node::runtime::exit_status(open.fault()), 1);
+        assert_eq!(node::runtime::exit_status(open.fault()), 2);
         assert!(open.to_string().contains("not-a-folder"), "{open}");
+        assert!(open.to_string().contains("not a folder"), "{open}");
     }
 
     #[tokio::test]

@@ -149,7 +149,7 @@ fn retries_when_the_name_is_taken_or_the_link_goes_silent_or_drops() {
     drop(silent);
     let mut link = head.accept();
     assert_eq!(link.recv().unwrap(), "REGISTER dn1");
-    assert!(node.stderr().contains("already holds our name"));
+    assert!(node.stderr().contains("already holds the name dn1"));
     assert!(node.stderr().contains("registered with headnode as dn1"));
 }
 
@@ -220,4 +220,81 @@ fn sigterm_answers_what_was_accepted_then_exits_zero() {
     let mut node = node;
     let status = node.wait_timeout(PATIENCE).expect("exits");
     assert!(status.success(), "{status}");
+}
+
+/// With a cluster secret: the datanode proves it for the challenge's nonce
+/// and its name, and then answers only probes tagged with the secret, its
+/// answers tagged too (a forged probe, untagged or wrongly tagged, gets
+/// nothing: it could aim the answers at any address).
+#[tokio::test]
+async fn with_a_secret_it_proves_registration_and_answers_only_tagged_probes() {
+    use protocol::{
+        auth::ClusterKey,
+        heartbeat::{Alive, Probe},
+        link as wire,
+    };
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a secret of the test cluster\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = ClusterKey::new(b"a secret of the test cluster").unwrap();
+    let head = FakeHead::new();
+    let _node = datanode(
+        &head,
+        &dir,
+        &["--cluster-secret-file", secret.to_str().unwrap()],
+    );
+    // A group port of this test's own, so no other test's datanode hears it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group: std::net::SocketAddrV4 = format!("239.255.43.1:{port}").parse().unwrap();
+    let (mut link, nonce) = tokio::task::spawn_blocking(move || {
+        let mut link = head.accept();
+        assert_eq!(link.recv().unwrap(), "REGISTER dn1");
+        let nonce = [7u8; protocol::auth::NONCE_LEN];
+        link.send(&wire::challenge(&nonce));
+        (link, nonce)
+    })
+    .await
+    .unwrap();
+    let proof = tokio::task::spawn_blocking(move || {
+        let proof = link.recv().unwrap();
+        link.send(&format!("OK dn1 MULTICAST {group}"));
+        (link, proof)
+    });
+    let (_link, proof) = proof.await.unwrap();
+    assert_eq!(proof, wire::proof(&key, "dn1", &nonce));
+
+    let sender = node::multicast::sender(1).unwrap();
+    let wrong = ClusterKey::new(b"not the test cluster's secret").unwrap();
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let answer = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer to a tagged probe"
+        );
+        // Forged first, then the real one: were a forged one answered, its
+        // answer would come first.
+        for (round, key) in [(1, None), (2, Some(&wrong)), (3, Some(&key))] {
+            let probe = Probe { round, nonce: 9 }.encode_with(key);
+            node::multicast::send_on(&sender, &probe, group, std::net::Ipv4Addr::LOCALHOST)
+                .await
+                .unwrap();
+        }
+        let wait = Duration::from_millis(300);
+        if let Ok(Ok((len, _))) = tokio::time::timeout(wait, sender.recv_from(&mut buf)).await {
+            break buf[..len].to_vec();
+        }
+    };
+    let alive = Alive::decode_with(&answer, Some(&key)).expect("a tagged answer");
+    assert_eq!(
+        (alive.round, alive.nonce, alive.name.as_str()),
+        (3, 9, "dn1")
+    );
 }

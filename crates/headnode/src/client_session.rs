@@ -6,7 +6,8 @@
 //! event and waits for every message's outcome. By then the driver has
 //! appended one line per stored message to registro_server.txt
 //! (`YYYY-mm-dd HH:MM:SS -> El <node> ha registrado satisfactoriamente el
-//! mensaje: '<message>'.`, the datanode's own sentence), in this session's
+//! mensaje: '<message>'.`, the sentence the datanode confirmed with, as the
+//! router checked it), in this session's
 //! order (see [`crate::driver`]); the store then answers the client
 //! `OK Su mensaje '<message>' ha sido registrado en el <node>.`
 

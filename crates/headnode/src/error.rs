@@ -26,6 +26,9 @@ pub enum Error {
         #[source]
         source: journal::Error,
     },
+    /// The cluster secret's file cannot be used (`--cluster-secret-file`).
+    #[error(transparent)]
+    Secret(#[from] node::Error),
     /// The multicast heartbeat's socket cannot be set up.
     #[error("multicast heartbeat: {0}")]
     Heartbeat(#[source] io::Error),
@@ -51,6 +54,7 @@ impl Error {
         match self {
             Error::Config(_) => Fault::Caller,
             Error::Open { source, .. } => source.fault(),
+            Error::Secret(err) => err.fault(),
             Error::Heartbeat(_) | Error::Listener(_) | Error::Http { .. } => Fault::Io,
         }
     }

@@ -23,16 +23,18 @@
 //!   before a batch is answered.
 //! - [`link`]: the two socket loops of a datanode link.
 //! - [`client_session`]: the store behind each client session.
+//! - `auth`: the challenge a datanode answers with `--cluster-secret-file`.
 //!
 //! # Files
 //!
 //! In `--dir`: `registro_server.txt` (one line per confirmed message, the
-//! datanode's sentence) and `heartbeat_server.txt` (one line per known
+//! datanode's sentence as the router checked it) and `heartbeat_server.txt` (one line per known
 //! datanode per heartbeat round).
 //!
 //! The link protocol is section 9 of `docs/PROTOCOL.md`, the
 //! whole of Activity 2 in `docs/ACTIVITY2.md`.
 
+mod auth;
 pub mod client_session;
 pub mod driver;
 mod error;
@@ -61,7 +63,8 @@ use node::{
     MessageVerb,
 };
 use protocol::{
-    encode_frame_with, ErrorReply, Frame, FrameCodec, FrameError, Request, DEFAULT_MAX_FRAME,
+    auth::ClusterKey, encode_frame_with, ErrorReply, Frame, FrameCodec, FrameError, Request,
+    DEFAULT_MAX_FRAME,
 };
 use tokio::{
     io::AsyncWriteExt,
@@ -198,6 +201,22 @@ pub struct Config {
           value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// File holding the cluster secret (at least 16 bytes, readable by no
+    /// other user: mode 0600). With it, a datanode is admitted only once it
+    /// has proved, by an HMAC of a fresh challenge, that it knows the same
+    /// secret (its own --cluster-secret-file), and multicast heartbeat
+    /// datagrams are authenticated the same way; without it any process
+    /// that reaches the port may register under any name. The secret never
+    /// crosses the network; it does not encrypt anything.
+    #[arg(long, env = "HEADNODE_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Write a new random cluster secret (32 bytes from the system, as hex;
+    /// mode 0600) to this file unless one is there, then exit: for
+    /// --cluster-secret-file of the headnode and every datanode.
+    #[arg(long, env = "HEADNODE_CREATE_CLUSTER_SECRET")]
+    pub create_cluster_secret: Option<PathBuf>,
+
     /// When registro_server.txt and heartbeat_server.txt are forced to disk:
     /// `never`, `always` (before answering the client), or an interval such
     /// as `1s`.
@@ -258,6 +277,8 @@ struct Shared {
     max_frame: usize,
     /// Bounds on client connections, and on any connection's first frame.
     timeouts: Timeouts,
+    /// The cluster secret, if the headnode has one.
+    key: Option<ClusterKey>,
     shutdown: CancellationToken,
 }
 
@@ -276,6 +297,10 @@ pub async fn run(
     };
     let registro = open(REGISTRO_FILE)?;
     let heartbeats = open(HEARTBEAT_FILE)?;
+    let key = match &config.cluster_secret_file {
+        Some(path) => Some(node::secret::load("--cluster-secret-file", path)?),
+        None => None,
+    };
     let multicast = match config.heartbeat {
         HeartbeatMode::Multicast => {
             let socket = HeartbeatSocket::open(MulticastConfig {
@@ -283,7 +308,8 @@ pub async fn run(
                 ttl: config.multicast_ttl,
                 interface: config.multicast_interface,
             })
-            .map_err(Error::Heartbeat)?;
+            .map_err(Error::Heartbeat)?
+            .with_key(key.clone());
             tracing::info!(
                 group = %config.multicast_group,
                 answers_to = %socket.local_addr().map_err(Error::Heartbeat)?,
@@ -317,8 +343,16 @@ pub async fn run(
         heartbeat_timeout = ?config.heartbeat_timeout(),
         store_timeout = ?config.store_timeout,
         unavailable_timeout = ?config.unavailable_timeout,
+        secret = config.cluster_secret_file.is_some(),
         "listening on {addr}"
     );
+    if key.is_none() {
+        tracing::warn!(
+            "no --cluster-secret-file: any process that reaches {addr} may register as a \
+             datanode under any name and answer heartbeats for it; give the headnode and every \
+             datanode the same secret file to admit only them"
+        );
+    }
     let router = driver::spawn(
         config.router_config(),
         rand::random(),
@@ -343,6 +377,7 @@ pub async fn run(
         router,
         max_frame: config.max_frame,
         timeouts: Timeouts::from_flags(config.frame_timeout, config.idle_timeout),
+        key,
         shutdown: shutdown.clone(),
     });
     node::listener::serve(
@@ -411,6 +446,15 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mut slot: Slot, shared:
         if protocol::link::is_register(payload) {
             match Request::parse(payload) {
                 Ok(Request::Register(name)) => {
+                    if let Some(key) = &shared.key {
+                        // The place is held until the proof: whoever cannot
+                        // prove takes one only for the proof's timeout.
+                        let (reader, write) = (&mut reader, &mut write);
+                        if !auth::challenge(reader, write, &name, key, peer, &shared.shutdown).await
+                        {
+                            return;
+                        }
+                    }
                     slot.free();
                     let router = shared.router.clone();
                     link::serve(reader, write, peer, name, router, shared.max_frame).await;
@@ -437,7 +481,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, mut slot: Slot, shared:
 }
 
 /// Sends one error reply and closes the connection.
-async fn refuse(write: &mut OwnedWriteHalf, err: &ErrorReply) {
+pub(crate) async fn refuse(write: &mut OwnedWriteHalf, err: &ErrorReply) {
     let mut buf = BytesMut::new();
     encode_frame_with(&mut buf, |dst| err.write_payload(dst));
     let _ = write.write_all(&buf).await;

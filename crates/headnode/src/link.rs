@@ -63,6 +63,7 @@ pub async fn serve(
         name: name.clone(),
         out,
         local,
+        peer,
     });
     // Replies repeat the client's message inside a sentence.
     let reader = reader.map_decoder(|_| FrameCodec::new(max_frame + ENVELOPE_ALLOWANCE));
@@ -72,7 +73,7 @@ pub async fn serve(
                 tracing::warn!(%peer, %name, %err, "cannot write to the datanode");
             }
         }
-        why = read_loop(reader, link, &router) => {
+        why = read_loop(reader, link, peer, &router) => {
             tracing::debug!(%peer, %name, %link, why, "datanode link ended");
         }
     }
@@ -108,6 +109,7 @@ async fn write_loop(
 async fn read_loop(
     mut reader: FramedRead<OwnedReadHalf, FrameCodec>,
     link: LinkId,
+    peer: SocketAddr,
     router: &RouterHandle,
 ) -> &'static str {
     loop {
@@ -125,13 +127,19 @@ async fn read_loop(
                     Some(reply) => replies.push(reply),
                     None => {
                         why = Some("the datanode sent something that is not a reply");
-                        tracing::warn!(%link, ?payload, "not a reply; closing the link");
+                        // At most a few hundred bytes of it: it may be 64 KiB.
+                        let said = payload.slice(..payload.len().min(200));
+                        tracing::warn!(
+                            %link, %peer, ?said, len = payload.len(),
+                            "protocol violation on a datanode link (a frame that is not a \
+                             reply); closing it, its messages go to other datanodes"
+                        );
                         break;
                     }
                 },
                 Ok(Frame::Oversized { len }) => {
                     why = Some("the datanode sent an oversized frame");
-                    tracing::warn!(%link, len, "oversized reply; closing the link");
+                    tracing::warn!(%link, %peer, len, "oversized reply; closing the link");
                     break;
                 }
                 Err(_) => {

@@ -9,7 +9,9 @@
 //! router judge it. Datagrams that do not parse (truncated, oversized, not
 //! UTF-8, anything else) are counted and dropped here, logged at debug:
 //! nobody can crash the headnode or change a datanode's state by sending
-//! junk at this port.
+//! junk at this port. With a cluster secret the probes carry a tag of it,
+//! and an answer without a valid tag is dropped the same way, so only a
+//! datanode that knows the secret can answer for its name.
 //!
 //! # Interfaces
 //!
@@ -25,7 +27,10 @@ use std::{
     net::{Ipv4Addr, SocketAddrV4},
 };
 
-use protocol::heartbeat::{Alive, Probe, MAX_DATAGRAM};
+use protocol::{
+    auth::ClusterKey,
+    heartbeat::{Alive, Probe, MAX_DATAGRAM},
+};
 use tokio::{net::UdpSocket, sync::mpsc};
 
 use crate::driver::{Event, RouterHandle};
@@ -55,6 +60,8 @@ pub struct Outgoing {
 pub struct HeartbeatSocket {
     socket: UdpSocket,
     config: MulticastConfig,
+    /// With a cluster secret, probes are tagged and answers must be.
+    key: Option<ClusterKey>,
 }
 
 impl HeartbeatSocket {
@@ -76,7 +83,17 @@ impl HeartbeatSocket {
                     )
                 })?;
         }
-        Ok(HeartbeatSocket { socket, config })
+        Ok(HeartbeatSocket {
+            socket,
+            config,
+            key: None,
+        })
+    }
+
+    /// Tags probes with `key`, and takes only answers tagged with it.
+    pub fn with_key(mut self, key: Option<ClusterKey>) -> HeartbeatSocket {
+        self.key = key;
+        self
     }
 
     /// The heartbeat group.
@@ -102,7 +119,11 @@ async fn run(
     mut probes: mpsc::UnboundedReceiver<Outgoing>,
     router: RouterHandle,
 ) {
-    let HeartbeatSocket { socket, config } = heartbeat;
+    let HeartbeatSocket {
+        socket,
+        config,
+        key,
+    } = heartbeat;
     let mut failing: HashSet<Ipv4Addr> = HashSet::new();
     let mut rejected: u64 = 0;
     // One byte more than the largest datagram, to tell an oversized one.
@@ -111,10 +132,11 @@ async fn run(
         tokio::select! {
             outgoing = probes.recv() => {
                 let Some(outgoing) = outgoing else { return };
-                send(&socket, &config, outgoing, &mut failing).await;
+                let datagram = outgoing.probe.encode_with(key.as_ref());
+                send(&socket, &config, &datagram, outgoing.interfaces, &mut failing).await;
             }
             received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => match Alive::decode(&buf[..len]) {
+                Ok((len, from)) => match Alive::decode_with(&buf[..len], key.as_ref()) {
                     Ok(alive) => router.send(Event::Alive { alive, from }),
                     Err(err) => {
                         rejected += 1;
@@ -131,16 +153,16 @@ async fn run(
 async fn send(
     socket: &UdpSocket,
     config: &MulticastConfig,
-    outgoing: Outgoing,
+    datagram: &[u8],
+    interfaces: Vec<Ipv4Addr>,
     failing: &mut HashSet<Ipv4Addr>,
 ) {
-    let datagram = outgoing.probe.encode();
     let interfaces = match config.interface {
         Some(interface) => vec![interface],
-        None => outgoing.interfaces,
+        None => interfaces,
     };
     for interface in interfaces {
-        match node::multicast::send_on(socket, &datagram, config.group, interface).await {
+        match node::multicast::send_on(socket, datagram, config.group, interface).await {
             Ok(()) => {
                 if failing.remove(&interface) {
                     tracing::info!(%interface, "multicast heartbeat sent again");

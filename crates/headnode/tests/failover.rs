@@ -134,14 +134,6 @@ fn killed_mid_run(mode: &str) {
     assert!(testkit::read_lines(&victim).len() > stored_before_restart);
 }
 
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 /// A datanode that stops answering without closing its link (SIGSTOP): its
 /// messages fail over after the store timeout or a missed heartbeat; when
 /// it resumes (SIGCONT) it writes what it had received (second copies) and

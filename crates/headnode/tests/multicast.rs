@@ -8,26 +8,10 @@ use std::{net::UdpSocket, thread, time::Duration};
 use common::*;
 use protocol::heartbeat::Alive;
 
-/// The headnode's heartbeat port, from its `answers_to=...` log line.
-fn heartbeat_port(cluster: &Cluster) -> u16 {
-    let mut port = None;
-    testkit::wait_until(PATIENCE, || {
-        let stderr = cluster.head.stderr();
-        port = stderr
-            .split("answers_to=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|port| port.parse().ok());
-        port.is_some()
-    });
-    port.expect("the headnode logs its heartbeat socket")
-}
-
 #[test]
 fn hostile_datagrams_change_no_heartbeat_and_no_message() {
     let cluster = Cluster::with_datanodes(&["dn1", "dn2", "dn3"], &["--heartbeat", "multicast"]);
-    let target = ("127.0.0.1", heartbeat_port(&cluster));
+    let target = ("127.0.0.1", cluster.heartbeat_port());
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let forged = |round: u64, name: &str| {
         Alive {

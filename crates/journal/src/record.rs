@@ -31,6 +31,20 @@ impl Record {
         self
     }
 
+    /// Adds `<left> -> <text>\n` where `text` is `parts` joined, escaping
+    /// each part: the same line as [`Record::push`] of the joined text
+    /// (escaping works character by character), without building it.
+    pub fn push_parts(&mut self, left: &str, parts: &[&str]) -> &mut Self {
+        self.buf.push_str(left);
+        self.buf.push_str(SEPARATOR);
+        for part in parts {
+            escape_into(part, &mut self.buf);
+        }
+        self.buf.push('\n');
+        self.lines += 1;
+        self
+    }
+
     /// The bytes to append.
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.as_bytes()
@@ -120,6 +134,16 @@ mod tests {
         assert_eq!(record.len(), 2);
         record.clear();
         assert!(record.is_empty());
+    }
+
+    #[test]
+    fn a_line_pushed_in_parts_is_the_line_of_the_whole() {
+        let parts = ["El dn1 ", "two\nlines \\ ", "", "\u{2028}'."];
+        let (mut whole, mut pieces) = (Record::new(), Record::new());
+        whole.push("2019-10-05 01:57:38", &parts.concat());
+        pieces.push_parts("2019-10-05 01:57:38", &parts);
+        assert_eq!(whole.as_bytes(), pieces.as_bytes());
+        assert_eq!(pieces.len(), 1);
     }
 
     #[test]

@@ -229,7 +229,8 @@ async fn errors_name_the_file_and_keep_the_system_error() {
     let path = file.join("log.txt");
     let err = Journal::open(&path, Durability::Never).unwrap_err();
     assert!(matches!(err, Error::Open { .. }), "{err:?}");
-    assert_eq!(err.fault(), Fault::Io);
+    // A file where a folder must be: the flag is wrong, not the disk.
+    assert_eq!(err.fault(), Fault::Caller);
     assert_eq!(err.path(), path);
     let text = err.to_string();
     let source = std::error::Error::source(&err).expect("the system error");

@@ -1,4 +1,5 @@
-//! The node crate's error: what dialing a peer can fail with.
+//! The node crate's error: what dialing a peer, or reading the cluster
+//! secret, can fail with.
 //!
 //! Like every crate's error it names its [`Fault`], from which
 //! [`crate::runtime::exit_code`] makes a binary's exit status.
@@ -34,14 +35,26 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The cluster secret's file cannot be used; see [`crate::secret`].
+    #[error("{flag} {}: {reason}", path.display())]
+    Secret {
+        /// The flag that gave the path.
+        flag: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
 }
 
 impl Error {
-    /// Whose fault it is: always the network's or the system's
-    /// ([`Fault::Io`]), since a peer that is not up may come up later.
+    /// Whose fault it is: the network's or the system's ([`Fault::Io`])
+    /// for a peer, since one that is not up may come up later; the
+    /// caller's for a secret file that cannot be used.
     pub fn fault(&self) -> Fault {
         match self {
             Error::Unreachable { .. } | Error::Socket { .. } => Fault::Io,
+            Error::Secret { .. } => Fault::Caller,
         }
     }
 
@@ -50,6 +63,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::Unreachable { source, .. } | Error::Socket { source, .. } => source.kind(),
+            Error::Secret { .. } => io::ErrorKind::InvalidInput,
         }
     }
 }

@@ -13,12 +13,14 @@
 //!   nodes that start before their peer is up (the client, the datanode).
 //! - [`multicast`]: UDP multicast sockets for the heartbeat, with the
 //!   sending and joining interfaces set explicitly.
+//! - [`secret`]: the cluster secret's file (`--cluster-secret-file`): its
+//!   rules, and making a new one.
 //! - [`owner`]: a node started as root becomes the owner of its folder, so
 //!   that the files it writes under Docker belong to the host user.
 //! - [`runtime`]: logging set-up, the SIGINT/SIGTERM shutdown signal, and
 //!   the one mapping from an error's [`Fault`] to a binary's exit status.
 //!
-//! The crate's own failures are an [`Error`] (dialing); like every crate's
+//! The crate's own failures are an [`Error`] (dialing, the secret's file); like every crate's
 //! error it says whose fault it is.
 
 pub mod args;
@@ -28,6 +30,7 @@ pub mod listener;
 pub mod multicast;
 pub mod owner;
 pub mod runtime;
+pub mod secret;
 pub mod session;
 pub mod watchdog;
 

@@ -224,6 +224,8 @@ pub enum ErrorCode {
     NameTaken,
     /// No datanode could store the message within the time allowed.
     Unavailable,
+    /// A datanode's proof of the cluster secret is missing or wrong.
+    AuthFailed,
     /// The node could not write its log file.
     Storage,
     /// The node is shutting down and takes no new work.
@@ -235,7 +237,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::TooLarge,
         ErrorCode::BadUtf8,
         ErrorCode::UnknownCommand,
@@ -244,6 +246,7 @@ impl ErrorCode {
         ErrorCode::WrongRole,
         ErrorCode::NameTaken,
         ErrorCode::Unavailable,
+        ErrorCode::AuthFailed,
         ErrorCode::Storage,
         ErrorCode::ShuttingDown,
         ErrorCode::Framing,
@@ -260,6 +263,7 @@ impl ErrorCode {
             ErrorCode::WrongRole => "WRONG_ROLE",
             ErrorCode::NameTaken => "NAME_TAKEN",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::AuthFailed => "AUTH_FAILED",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::ShuttingDown => "SHUTTING_DOWN",
             ErrorCode::Framing => "FRAMING",

@@ -15,6 +15,13 @@
 //! number and nonce, so a reply to an old round, or one made up by a
 //! process that never saw the probe, is worth nothing.
 //!
+//! With a cluster secret ([`crate::auth`]) each datagram ends with one more
+//! word, the tag of the text before it (` <tag>`, 64 hex digits): a datanode
+//! ignores a probe, and the headnode an answer, whose tag is missing or
+//! wrong ([`DatagramError::BadTag`]), so nobody without the secret can make
+//! a datanode answer or answer for one. The `_with` forms take the key;
+//! without one the datagrams are exactly those above.
+//!
 //! Each datagram holds exactly one frame of the TCP protocol (a 4-byte
 //! big-endian length, then the payload), so that a datagram cut short on
 //! its way is recognised as such, and the text is the same kind of text as
@@ -28,7 +35,7 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::{command::is_valid_name, frame::HEADER_LEN};
+use crate::{auth::ClusterKey, command::is_valid_name, frame::HEADER_LEN};
 
 /// Largest heartbeat datagram, in bytes: a header, a verb, two numbers and
 /// a 64-byte name fit in well under it.
@@ -68,6 +75,8 @@ pub enum DatagramError {
     BadUtf8,
     /// The text is not a probe or alive datagram of the documented form.
     Malformed,
+    /// With a cluster secret: the tag is missing or wrong.
+    BadTag,
 }
 
 impl fmt::Display for DatagramError {
@@ -76,6 +85,7 @@ impl fmt::Display for DatagramError {
             DatagramError::Framing => "not exactly one frame of at most 256 bytes",
             DatagramError::BadUtf8 => "not UTF-8",
             DatagramError::Malformed => "not a heartbeat datagram",
+            DatagramError::BadTag => "no valid tag of the cluster secret",
         })
     }
 }
@@ -83,14 +93,25 @@ impl fmt::Display for DatagramError {
 impl std::error::Error for DatagramError {}
 
 impl Probe {
-    /// The datagram.
+    /// The datagram, without a tag.
     pub fn encode(&self) -> BytesMut {
-        datagram(format_args!("HEARTBEAT {} {:016x}", self.round, self.nonce))
+        self.encode_with(None)
     }
 
-    /// Parses a datagram.
+    /// The datagram, tagged with `key` if there is one.
+    pub fn encode_with(&self, key: Option<&ClusterKey>) -> BytesMut {
+        datagram(format!("HEARTBEAT {} {:016x}", self.round, self.nonce), key)
+    }
+
+    /// Parses an untagged datagram.
     pub fn decode(datagram: &[u8]) -> Result<Probe, DatagramError> {
-        let mut words = words(datagram, "HEARTBEAT", 2)?;
+        Probe::decode_with(datagram, None)
+    }
+
+    /// Parses a datagram, which must carry a valid tag of `key` if there is
+    /// one.
+    pub fn decode_with(datagram: &[u8], key: Option<&ClusterKey>) -> Result<Probe, DatagramError> {
+        let mut words = words(datagram, key, "HEARTBEAT", 2)?;
         let round = decimal(words.next())?;
         let nonce = nonce(words.next())?;
         Ok(Probe { round, nonce })
@@ -98,17 +119,26 @@ impl Probe {
 }
 
 impl Alive {
-    /// The datagram.
+    /// The datagram, without a tag.
     pub fn encode(&self) -> BytesMut {
-        datagram(format_args!(
-            "ALIVE {} {:016x} {}",
-            self.round, self.nonce, self.name
-        ))
+        self.encode_with(None)
     }
 
-    /// Parses a datagram.
+    /// The datagram, tagged with `key` if there is one.
+    pub fn encode_with(&self, key: Option<&ClusterKey>) -> BytesMut {
+        let text = format!("ALIVE {} {:016x} {}", self.round, self.nonce, self.name);
+        datagram(text, key)
+    }
+
+    /// Parses an untagged datagram.
     pub fn decode(datagram: &[u8]) -> Result<Alive, DatagramError> {
-        let mut words = words(datagram, "ALIVE", 3)?;
+        Alive::decode_with(datagram, None)
+    }
+
+    /// Parses a datagram, which must carry a valid tag of `key` if there is
+    /// one.
+    pub fn decode_with(datagram: &[u8], key: Option<&ClusterKey>) -> Result<Alive, DatagramError> {
+        let mut words = words(datagram, key, "ALIVE", 3)?;
         let round = decimal(words.next())?;
         let nonce = nonce(words.next())?;
         let name = words.next().ok_or(DatagramError::Malformed)?;
@@ -123,8 +153,13 @@ impl Alive {
     }
 }
 
-fn datagram(payload: fmt::Arguments<'_>) -> BytesMut {
-    let text = payload.to_string();
+/// One frame holding `text`, and ` <tag>` of it with a key.
+fn datagram(mut text: String, key: Option<&ClusterKey>) -> BytesMut {
+    if let Some(key) = key {
+        let tag = key.tag(&text);
+        text.push(' ');
+        text.push_str(&tag);
+    }
     let mut out = BytesMut::with_capacity(HEADER_LEN + text.len());
     out.put_u32(text.len() as u32);
     out.put_slice(text.as_bytes());
@@ -132,8 +167,11 @@ fn datagram(payload: fmt::Arguments<'_>) -> BytesMut {
 }
 
 /// The `count` words after `verb` of the one frame in `datagram`.
+/// With a `key`, the datagram's last word must be the tag of the text
+/// before it, and the words are those of that text.
 fn words<'a>(
     datagram: &'a [u8],
+    key: Option<&ClusterKey>,
     verb: &str,
     count: usize,
 ) -> Result<std::str::Split<'a, char>, DatagramError> {
@@ -145,7 +183,14 @@ fn words<'a>(
     if declared != payload.len() {
         return Err(DatagramError::Framing);
     }
-    let text = std::str::from_utf8(payload).map_err(|_| DatagramError::BadUtf8)?;
+    let mut text = std::str::from_utf8(payload).map_err(|_| DatagramError::BadUtf8)?;
+    if let Some(key) = key {
+        let (body, tag) = text.rsplit_once(' ').ok_or(DatagramError::BadTag)?;
+        if !key.verify(body, tag) {
+            return Err(DatagramError::BadTag);
+        }
+        text = body;
+    }
     let mut words = text.split(' ');
     if words.next() != Some(verb) || text.split(' ').count() != count + 1 {
         return Err(DatagramError::Malformed);
@@ -190,6 +235,66 @@ mod tests {
         let bytes = alive.encode();
         assert_eq!(&bytes[..], b"\0\0\0\x22ALIVE 7 1f2e3d4c5b6a7988 datanode1");
         assert_eq!(Alive::decode(&bytes), Ok(alive));
+    }
+
+    #[test]
+    fn with_a_secret_datagrams_carry_a_tag_that_is_checked() {
+        let key = crate::auth::tests::example_key();
+        let probe = Probe {
+            round: 7,
+            nonce: 0x1f2e_3d4c_5b6a_7988,
+        };
+        let bytes = probe.encode_with(Some(&key));
+        // The examples of docs/PROTOCOL.md, section 11 (their tags checked
+        // with Python's hmac module).
+        let text = "HEARTBEAT 7 1f2e3d4c5b6a7988 \
+                    55fc0e6ef9f9bcf70c56c97268da2371aecb97d667e84768509c0a911c6842e3";
+        assert_eq!(&bytes[4..], text.as_bytes());
+        assert_eq!(Probe::decode_with(&bytes, Some(&key)), Ok(probe));
+        assert_eq!(
+            Probe::decode_with(&probe.encode(), Some(&key)),
+            Err(DatagramError::BadTag),
+            "untagged"
+        );
+        assert_eq!(Probe::decode(&bytes), Err(DatagramError::Malformed));
+        let alive = Alive {
+            round: 7,
+            nonce: probe.nonce,
+            name: "datanode1".into(),
+        };
+        let bytes = alive.encode_with(Some(&key));
+        let text = "ALIVE 7 1f2e3d4c5b6a7988 datanode1 \
+                    531024ade8225da95bf75818e7bde2df77ba6358eaf41f07563186e48be77e47";
+        assert_eq!(&bytes[4..], text.as_bytes());
+        assert_eq!(Alive::decode_with(&bytes, Some(&key)), Ok(alive.clone()));
+        let other = crate::auth::ClusterKey::new(b"not the cluster's secret").unwrap();
+        assert_eq!(
+            Alive::decode_with(&bytes, Some(&other)),
+            Err(DatagramError::BadTag)
+        );
+        // A tag moved to another name, or another round, does not fit.
+        let tag = std::str::from_utf8(&bytes[4..])
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let forged = format!("ALIVE 7 1f2e3d4c5b6a7988 datanode2 {tag}");
+        let mut datagram = (forged.len() as u32).to_be_bytes().to_vec();
+        datagram.extend_from_slice(forged.as_bytes());
+        assert_eq!(
+            Alive::decode_with(&datagram, Some(&key)),
+            Err(DatagramError::BadTag)
+        );
+        // The longest name still fits in a datagram.
+        let longest = Alive {
+            round: u64::MAX,
+            nonce: u64::MAX,
+            name: "n".repeat(crate::command::MAX_NAME_LEN),
+        };
+        let bytes = longest.encode_with(Some(&key));
+        assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
+        assert_eq!(Alive::decode_with(&bytes, Some(&key)), Ok(longest));
     }
 
     #[test]

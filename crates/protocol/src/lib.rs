@@ -19,6 +19,9 @@
 //! [`link`] holds the headnode-datanode link's requests and replies in the
 //! zero-copy forms the headnode's hot path uses.
 //!
+//! [`auth`] makes and checks the cluster secret's proofs (HMAC-SHA256),
+//! at registration and in the heartbeat.
+//!
 //! [`escape`] is not part of the wire format: it turns a message into one
 //! line of a log file, so that a message can never span or merge lines.
 //! [`sentences`] holds the Spanish sentences of the original exercise, which
@@ -27,6 +30,7 @@
 //! The full specification, with example exchanges in hex, is
 //! `docs/PROTOCOL.md` at the root of the repository.
 
+pub mod auth;
 pub mod command;
 pub mod escape;
 pub mod frame;

@@ -20,7 +20,10 @@ use std::{fmt, net::SocketAddrV4};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::{encode_frame_with, ErrorReply, Reply, Request};
+use crate::{
+    auth::{from_hex, to_hex, ClusterKey, NONCE_LEN},
+    encode_frame_with, ErrorReply, Reply, Request,
+};
 
 /// Whether a frame's verb is `REGISTER` (in any case), valid or not: the
 /// headnode's test of a connection's role, made on its first frame.
@@ -53,6 +56,41 @@ pub fn parse_registered(text: &str) -> (&str, Option<SocketAddrV4>) {
         }
         None => (text, None),
     }
+}
+
+/// The headnode's answer to `REGISTER <name>` when it has a cluster
+/// secret: `CHALLENGE <nonce>`, the nonce as 32 hex digits. The datanode
+/// must answer [`proof`] (see [`crate::auth`]).
+pub fn challenge(nonce: &[u8; NONCE_LEN]) -> String {
+    format!("CHALLENGE {}", to_hex(nonce))
+}
+
+/// The nonce of a [`challenge`] frame's payload, if it is one.
+pub fn parse_challenge(payload: &[u8]) -> Option<[u8; NONCE_LEN]> {
+    let text = std::str::from_utf8(payload).ok()?;
+    from_hex(text.strip_prefix("CHALLENGE ")?)
+}
+
+/// The text whose tag proves the secret at registration:
+/// `REGISTER <name> <nonce>`. It binds the proof to the name and to this
+/// one challenge.
+pub fn proof_text(name: &str, nonce: &[u8; NONCE_LEN]) -> String {
+    format!("REGISTER {name} {}", to_hex(nonce))
+}
+
+/// The datanode's answer to a [`challenge`]: `PROOF <tag>`, the tag of
+/// [`proof_text`].
+pub fn proof(key: &ClusterKey, name: &str, nonce: &[u8; NONCE_LEN]) -> String {
+    format!("PROOF {}", key.tag(&proof_text(name, nonce)))
+}
+
+/// Whether `payload` is the [`proof`] of `name` for `nonce`: `PROOF ` and
+/// the right tag, nothing more, compared in constant time.
+pub fn is_proof(key: &ClusterKey, name: &str, nonce: &[u8; NONCE_LEN], payload: &[u8]) -> bool {
+    let tag = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| text.strip_prefix("PROOF "));
+    tag.is_some_and(|tag| key.verify(&proof_text(name, nonce), tag))
 }
 
 /// Appends the frame of `STORE <message>` to `out`: the bytes of
@@ -227,6 +265,37 @@ mod tests {
         assert_eq!(parse_registered(&text), ("dn1", Some(group)));
         assert_eq!(parse_registered(&registered("dn1", None)), ("dn1", None));
         assert_eq!(parse_registered("dn1 SOMETHING else"), ("dn1", None));
+    }
+
+    #[test]
+    fn a_challenge_is_answered_by_the_proof_of_that_name_and_nonce_only() {
+        let key = crate::auth::tests::example_key();
+        let nonce: [u8; NONCE_LEN] =
+            *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff";
+        let text = challenge(&nonce);
+        assert_eq!(text, "CHALLENGE 00112233445566778899aabbccddeeff");
+        assert_eq!(parse_challenge(text.as_bytes()), Some(nonce));
+        assert_eq!(parse_challenge(b"CHALLENGE 0011"), None);
+        assert_eq!(parse_challenge(b"OK dn1"), None);
+        let answer = proof(&key, "datanode1", &nonce);
+        // The example of docs/PROTOCOL.md, section 11.
+        assert_eq!(
+            answer,
+            "PROOF 8507746076221da78808ad3718343fbd04658fd1381d4793d4272decc272970f"
+        );
+        assert!(is_proof(&key, "datanode1", &nonce, answer.as_bytes()));
+        let mut other = nonce;
+        other[0] = 1;
+        assert!(!is_proof(&key, "datanode1", &other, answer.as_bytes()));
+        assert!(!is_proof(&key, "datanode2", &nonce, answer.as_bytes()));
+        assert!(!is_proof(
+            &key,
+            "datanode1",
+            &nonce,
+            format!("{answer} ").as_bytes()
+        ));
+        assert!(!is_proof(&key, "datanode1", &nonce, b"PROOF "));
+        assert!(!is_proof(&key, "datanode1", &nonce, b"\xff"));
     }
 
     #[test]

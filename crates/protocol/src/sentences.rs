@@ -29,6 +29,34 @@ pub fn datanode_stored(name: &str, message: &str) -> String {
 
 const DATANODE_INFIX: &str = " ha registrado satisfactoriamente el mensaje: '";
 
+/// The five pieces of [`datanode_stored`], to write the sentence into a
+/// buffer without building it first (the headnode's registro_server.txt).
+pub fn datanode_stored_parts<'a>(name: &'a str, message: &'a str) -> [&'a str; 5] {
+    ["El ", name, DATANODE_INFIX, message, "'."]
+}
+
+/// Whether `sentence` is exactly [`datanode_stored`]`(name, message)`:
+/// how the headnode checks a datanode's confirmation, without building
+/// the sentence it expects.
+pub fn is_datanode_stored(sentence: &str, name: &str, message: &str) -> bool {
+    let parts = datanode_stored_parts(name, message);
+    let mut rest = sentence.as_bytes();
+    // The length first: a sentence of another length is rejected before
+    // any byte is compared.
+    if rest.len() != parts.iter().map(|part| part.len()).sum::<usize>() {
+        return false;
+    }
+    parts
+        .iter()
+        .all(|part| match rest.strip_prefix(part.as_bytes()) {
+            Some(after) => {
+                rest = after;
+                true
+            }
+            None => false,
+        })
+}
+
 /// The `(name, message)` inside a [`datanode_stored`] sentence.
 pub fn parse_datanode_stored(sentence: &str) -> Option<(&str, &str)> {
     let rest = sentence.strip_prefix("El ")?;
@@ -139,6 +167,30 @@ mod tests {
             heartbeat_inactive("datanode3"),
             "El datanode3 se encuentra inactivo."
         );
+    }
+
+    #[test]
+    fn a_confirmation_matches_only_its_own_sentence() {
+        let exact = datanode_stored("dn1", "Hola");
+        assert!(is_datanode_stored(&exact, "dn1", "Hola"));
+        assert_eq!(datanode_stored_parts("dn1", "Hola").concat(), exact);
+        for other in [
+            String::new(),
+            datanode_stored("dn2", "Hola"),
+            datanode_stored("dn1", "Hol"),
+            datanode_stored("dn1", "Hola "),
+            datanode_stored("dn", "1Hola"),
+            format!("{exact}\n2019-10-05 02:50:14 -> forged"),
+            exact.replace("El ", "el "),
+        ] {
+            assert!(!is_datanode_stored(&other, "dn1", "Hola"), "{other:?}");
+        }
+        let tricky = "it's 'quoted'. ha registrado";
+        assert!(is_datanode_stored(
+            &datanode_stored("dn1", tricky),
+            "dn1",
+            tricky
+        ));
     }
 
     #[test]

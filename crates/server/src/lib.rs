@@ -211,8 +211,8 @@ mod tests {
         assert!(err.to_string().contains("cannot open"), "{err}");
         assert_eq!(
             err.fault(),
-            journal::Fault::Io,
-            "exits 1, not as a usage error"
+            journal::Fault::Caller,
+            "a file given as --dir: a usage error, exit 2"
         );
     }
 }

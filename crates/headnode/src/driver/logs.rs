@@ -72,15 +72,19 @@ impl Registro {
         }
     }
 
-    /// Adds a batch's lines, `<time> -> <the datanode's sentence>` per
-    /// stored message, and keeps its answer until they are written.
+    /// Adds a batch's lines, `<time> -> El <name> ha registrado
+    /// satisfactoriamente el mensaje: '<message>'.` per stored message,
+    /// built from what the router knows (the datanode's reply was checked
+    /// to be exactly this sentence, and is not used), and keeps its answer
+    /// until they are written.
     pub(super) fn log(&mut self, reply: Answer, outcomes: Vec<Outcome>) {
         let record = self.record.get_or_insert_with(Record::new);
         let mut stored = outcomes.iter().flatten().peekable();
         if stored.peek().is_some() {
             let stamp = self.stamp.get_or_insert_with(timestamp);
             for stored in stored {
-                record.push(stamp, stored.sentence.as_str());
+                let parts = sentences::datanode_stored_parts(&stored.node, &stored.message);
+                record.push_parts(stamp, &parts);
             }
         }
         self.answers.push((reply, outcomes));
@@ -179,7 +183,6 @@ pub(super) mod tests {
     fn stored(node: &str, message: &str) -> Outcome {
         Ok(Stored {
             node: node.into(),
-            sentence: sentences::datanode_stored(node, message).into(),
             message: message.into(),
         })
     }

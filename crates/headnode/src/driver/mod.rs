@@ -105,6 +105,8 @@ pub enum Event {
         /// The headnode's address on the connection: the interface the
         /// multicast heartbeat reaches this datanode on.
         local: Option<Ipv4Addr>,
+        /// The datanode's address, for the logs.
+        peer: SocketAddr,
     },
     /// An alive datagram arrived at the heartbeat socket.
     Alive {
@@ -398,9 +400,10 @@ impl Driver {
                 name,
                 out,
                 local,
+                peer,
             } => {
                 let mut buf = BytesMut::new();
-                match self.router.register(link, &name, now) {
+                match self.router.register(link, &name, peer, now) {
                     Ok(()) => {
                         let group = self.multicast.as_ref().map(|m| m.group);
                         let ok = Reply::Ok(protocol::link::registered(&name, group));
@@ -415,7 +418,7 @@ impl Driver {
                         self.outboxes.insert(link, outbox);
                     }
                     Err(err) => {
-                        tracing::warn!(%name, %link, %err, "registration refused");
+                        tracing::warn!(%name, %link, %peer, %err, "registration refused");
                         encode_frame_with(&mut buf, |dst| err.write_payload(dst));
                         // Dropping `out` after this ends the link's writer.
                         let _ = out.send(buf.freeze());
@@ -562,6 +565,7 @@ mod tests {
             name: "dn1".into(),
             out,
             local: None,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
         });
         let outcomes = handle.submit(handle.new_session(), vec!["hola".into()]);
         let (mut sent, mut codec) = (BytesMut::new(), FrameCodec::new(1024));

@@ -143,7 +143,7 @@ fn entry_with<'a, V>(
 mod tests {
     use std::time::Duration;
 
-    use protocol::{link::Sentence, ErrorReply};
+    use protocol::ErrorReply;
 
     use super::*;
     use crate::router::Stored;
@@ -151,7 +151,6 @@ mod tests {
     fn stored(node: &Arc<str>, message: &str) -> Outcome {
         Ok(Stored {
             node: Arc::clone(node),
-            sentence: Sentence::from(String::from("s")),
             message: message.into(),
         })
     }

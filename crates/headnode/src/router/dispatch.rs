@@ -19,7 +19,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use protocol::{sentences, ErrorCode, ErrorReply, Sentence};
+use protocol::{ErrorCode, ErrorReply};
 
 use super::{pending::MsgId, shutting_down, Action, LinkId, Outcome, Router, Stored};
 use crate::placement::Candidate;
@@ -82,25 +82,15 @@ impl<T> Router<T> {
         }
     }
 
-    /// Datanode `node` confirmed message `id` with `sentence`.
-    pub(super) fn confirm(&mut self, id: MsgId, node: Arc<str>, sentence: Sentence) {
+    /// Datanode `node` confirmed message `id` (its sentence was checked).
+    pub(super) fn confirm(&mut self, id: MsgId, node: Arc<str>) {
         let Some(msg) = self.pending.get_mut(id) else {
             // Already answered: a second copy was stored (at-least-once).
             tracing::debug!(%node, "late confirmation of a message already answered");
             return;
         };
-        if sentences::parse_datanode_stored(sentence.as_str()) != Some((&node, msg.text.as_str())) {
-            tracing::warn!(%node, %sentence, "a datanode confirmed with an unexpected sentence");
-        }
         let message = std::mem::take(&mut msg.text);
-        self.settle(
-            id,
-            Ok(Stored {
-                node,
-                sentence,
-                message,
-            }),
-        );
+        self.settle(id, Ok(Stored { node, message }));
     }
 
     /// `link` refused message `id` with `err`: try another datanode.

@@ -14,7 +14,7 @@
 //! front of that queue. The frames decided for a link wait in its `out`
 //! buffer until the driver takes them.
 
-use std::{collections::VecDeque, sync::Arc, time::Instant};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::BytesMut;
 use protocol::link::{encode_ping, encode_store};
@@ -59,6 +59,8 @@ pub(super) enum Owed {
 #[derive(Debug)]
 pub(super) struct Link {
     pub id: LinkId,
+    /// The datanode's address, for the logs.
+    pub peer: SocketAddr,
     /// Requests sent and not answered yet, oldest first.
     queue: VecDeque<Owed>,
     /// How many of them are `STORE`s: the load least-loaded looks at.
@@ -71,9 +73,10 @@ pub(super) struct Link {
 }
 
 impl Link {
-    fn new(id: LinkId) -> Self {
+    fn new(id: LinkId, peer: SocketAddr) -> Self {
         Link {
             id,
+            peer,
             queue: VecDeque::new(),
             stores: 0,
             awaiting: None,
@@ -187,10 +190,11 @@ impl Datanodes {
         })
     }
 
-    /// Gives datanode `index` the new link `link` (it has none).
-    pub fn attach(&mut self, index: usize, link: LinkId) {
+    /// Gives datanode `index` the new link `link` from `peer` (it has
+    /// none).
+    pub fn attach(&mut self, index: usize, link: LinkId, peer: SocketAddr) {
         debug_assert!(self.nodes[index].link.is_none());
-        self.nodes[index].link = Some(Link::new(link));
+        self.nodes[index].link = Some(Link::new(link, peer));
         self.by_link.insert(link, index);
     }
 
@@ -234,10 +238,14 @@ mod tests {
         MsgId { batch: 0, index }
     }
 
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 1))
+    }
+
     #[test]
     fn a_link_owes_in_order_and_counts_its_stores() {
         let now = Instant::now();
-        let mut link = Link::new(LinkId(1));
+        let mut link = Link::new(LinkId(1), peer());
         link.send_store(msg(0), "a", now);
         link.ask(7, true);
         link.send_store(msg(1), "b", now);
@@ -259,13 +267,13 @@ mod tests {
         let mut table = Datanodes::default();
         let dn1 = table.find_or_add("dn1");
         let dn2 = table.find_or_add("dn2");
-        table.attach(dn1, LinkId(1));
-        table.attach(dn2, LinkId(2));
+        table.attach(dn1, LinkId(1), peer());
+        table.attach(dn2, LinkId(2), peer());
         assert_eq!(table.of_link(LinkId(2)), Some(dn2));
         assert!(table.detach(dn1).is_some());
         assert_eq!(table.of_link(LinkId(1)), None);
         assert_eq!(table.find_or_add("dn1"), dn1, "known by its name");
-        table.attach(dn1, LinkId(3));
+        table.attach(dn1, LinkId(3), peer());
         assert_eq!(table.of_link(LinkId(3)), Some(dn1));
         assert_eq!(table.detach_all(), [LinkId(3), LinkId(2)]);
         assert_eq!(table.len(), 2);

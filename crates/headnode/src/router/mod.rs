@@ -42,6 +42,22 @@
 //! its link owes (a `PONG` where an `OK` is owed, a reply nobody asked for)
 //! is a protocol violation: the link is closed and its messages fail over.
 //!
+//! # A confirmation is checked, not believed
+//!
+//! An `OK` to a `STORE` confirms only if its sentence is exactly the one
+//! the datanode's own code writes for that message under that datanode's
+//! name ([`protocol::sentences::is_datanode_stored`]): a bare `OK`, an
+//! `OK` quoting another message (a reply out of order, or made up), one
+//! naming another datanode, or one with anything more (a line break and
+//! a forged log line) is a protocol violation like the others. The link
+//! is closed (the datanode is unlinked, so inactive, and may register
+//! again), the message and every other one owed on the link fail over,
+//! and the violation is logged with the datanode's name, address and
+//! words. Nothing a datanode says reaches a log file or a client:
+//! registro_server.txt is written from the name and message the router
+//! knows ([`Stored`] carries no sentence). The check compares bytes in
+//! place, with no allocation per message.
+//!
 //! # Shutdown
 //!
 //! After [`Router::shutdown`] nothing is placed any more: parked messages
@@ -63,11 +79,12 @@ pub use status::{DatanodeStatus, Heard, RouterStatus};
 mod tests;
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use protocol::{command::is_valid_name, ErrorCode, ErrorReply, LinkReply, Sentence};
+use protocol::{command::is_valid_name, ErrorCode, ErrorReply, LinkReply};
 
 use crate::placement::{Candidate, Placement, Policy};
 use heartbeat::Heartbeat;
@@ -135,14 +152,14 @@ impl std::fmt::Display for LinkId {
     }
 }
 
-/// A message a datanode confirmed.
+/// A message a datanode confirmed, with the sentence it had to confirm it
+/// with; registro_server.txt and the client's answer are built from these
+/// two, never from the datanode's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     /// Name of the datanode that confirmed it.
     pub node: Arc<str>,
-    /// The datanode's sentence (its `OK` text), for registro_server.txt.
-    pub sentence: Sentence,
-    /// The message itself, handed back for the client's sentence.
+    /// The message itself, handed back for the sentences.
     pub message: String,
 }
 
@@ -301,7 +318,13 @@ impl<T> Router<T> {
     /// link is probably dead but not yet detected) is taken over: the old
     /// link is closed. On success the datanode is active at once, and
     /// parked messages are placed.
-    pub fn register(&mut self, link: LinkId, name: &str, now: Instant) -> Result<(), ErrorReply> {
+    pub fn register(
+        &mut self,
+        link: LinkId,
+        name: &str,
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Result<(), ErrorReply> {
         if self.stopping.is_some() {
             return Err(shutting_down());
         }
@@ -324,9 +347,9 @@ impl<T> Router<T> {
             self.actions.push(Action::Close { link: old.id });
             self.detach(index, now);
         }
-        self.datanodes.attach(index, link);
+        self.datanodes.attach(index, link, peer);
         self.heartbeat.registered(now);
-        tracing::info!(%name, %link, "datanode registered");
+        tracing::info!(%name, %link, %peer, "datanode registered");
         self.activate(index, now);
         Ok(())
     }
@@ -353,35 +376,64 @@ impl<T> Router<T> {
         let node = self.datanodes.get_mut(index);
         let name = Arc::clone(&node.name);
         let linked = node.link.as_mut().expect("of_link maps only linked nodes");
-        match (linked.take_owed(), reply) {
-            (Some(Owed::Store { msg, .. }), LinkReply::Ok(sentence)) => {
-                self.confirm(msg, name, sentence)
+        let owed = linked.take_owed();
+        let violation = match (owed, reply) {
+            (Some(Owed::Store { msg, sent }), LinkReply::Ok(sentence)) => {
+                if self.pending.confirms(msg, &name, sentence.as_str()) {
+                    self.confirm(msg, name);
+                    return;
+                }
+                let asked = self.pending.text(msg).map(clip);
+                (
+                    Some(Owed::Store { msg, sent }),
+                    "a confirmation that is not its sentence for the message asked",
+                    format!("OK {}", clip(sentence.as_str())),
+                    asked,
+                )
             }
             (Some(Owed::Store { msg, .. }), LinkReply::Err(err)) => {
                 tracing::warn!(%name, %err, "a datanode refused a message");
                 self.refused(msg, link, err, now);
+                return;
             }
-            (Some(Owed::Ping { round }), LinkReply::Pong) => self.answered(index, round, now),
+            (Some(Owed::Ping { round }), LinkReply::Pong) => {
+                self.answered(index, round, now);
+                return;
+            }
             (owed, reply) => {
-                tracing::warn!(
-                    %name,
-                    %link,
-                    owed = ?owed.as_ref().map(|owed| match owed {
-                        Owed::Store { .. } => "OK or ERR",
-                        Owed::Ping { .. } => "PONG",
-                    }),
-                    reply = %reply,
-                    "protocol violation on a datanode link; closing it"
-                );
-                if let Some(owed) = owed {
-                    // Still owed: its message must fail over with the rest.
-                    linked.restore_owed(owed);
-                }
-                self.actions.push(Action::Close { link });
-                self.detach(index, now);
-                self.maybe_end_round();
+                let wanted = match owed {
+                    Some(Owed::Store { .. }) => {
+                        "a reply that is not OK or ERR where a STORE's is owed"
+                    }
+                    Some(Owed::Ping { .. }) => "a reply that is not PONG where a PING's is owed",
+                    None => "a reply nobody asked for",
+                };
+                (owed, wanted, clip(&reply.to_string()), None)
             }
+        };
+        let (owed, what, said, asked) = violation;
+        let linked = self
+            .datanodes
+            .get_mut(index)
+            .link
+            .as_mut()
+            .expect("still linked");
+        tracing::warn!(
+            %name,
+            %link,
+            peer = %linked.peer,
+            said = ?said,
+            asked = ?asked,
+            "protocol violation on a datanode link ({what}); closing it, its messages go \
+             to other datanodes"
+        );
+        if let Some(owed) = owed {
+            // Still owed: its message must fail over with the rest.
+            linked.restore_owed(owed);
         }
+        self.actions.push(Action::Close { link });
+        self.detach(index, now);
+        self.maybe_end_round();
     }
 
     /// A client session submits `messages`; `token` comes back with their
@@ -463,6 +515,16 @@ impl<T> Router<T> {
         if self.pending.batches() == 0 {
             self.close_all_links();
         }
+    }
+}
+
+/// At most 200 characters of `text`, for a log line about what a datanode
+/// said (it may be a whole 64 KiB message).
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()),
+        None => text.to_owned(),
     }
 }
 

@@ -18,7 +18,7 @@
 
 use std::{collections::VecDeque, time::Instant};
 
-use protocol::ErrorReply;
+use protocol::{sentences, ErrorReply};
 
 use super::{LinkId, Outcome};
 use crate::idmap::IdMap;
@@ -117,6 +117,27 @@ impl<T> Pending<T> {
         match self.batches.get_mut(&id.batch)?.slots.get_mut(id.index)? {
             Slot::Pending(msg) => Some(msg),
             Slot::Done(_) => None,
+        }
+    }
+
+    /// The text of message `id`, while it is known: until it has an
+    /// outcome, and after, if it was stored, until its batch is answered.
+    pub fn text(&self, id: MsgId) -> Option<&str> {
+        match self.batches.get(&id.batch)?.slots.get(id.index)? {
+            Slot::Pending(msg) => Some(&msg.text),
+            Slot::Done(Ok(stored)) => Some(&stored.message),
+            Slot::Done(Err(_)) => None,
+        }
+    }
+
+    /// Whether `sentence`, from datanode `name`, confirms message `id`: it
+    /// is that datanode's sentence for the message. Once the message's text
+    /// is gone (its batch was answered; it failed), a late confirmation can
+    /// only be checked for its shape and name; it changes nothing anyway.
+    pub fn confirms(&self, id: MsgId, name: &str, sentence: &str) -> bool {
+        match self.text(id) {
+            Some(message) => sentences::is_datanode_stored(sentence, name, message),
+            None => sentences::parse_datanode_stored(sentence).is_some_and(|(by, _)| by == name),
         }
     }
 

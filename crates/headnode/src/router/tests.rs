@@ -49,6 +49,73 @@ fn a_reply_nobody_asked_for_closes_the_link() {
     assert_eq!(sim.stores_owed(2), 1, "its message failed over");
 }
 
+/// Each way of confirming what was not asked: the liar's link is closed,
+/// its message fails over, and no outcome names the liar.
+#[test]
+fn a_confirmation_that_is_not_the_datanode_s_sentence_closes_its_link() {
+    type Lie = fn(&str, &str) -> String;
+    let lies: [(&str, Lie); 6] = [
+        ("a bare OK", |_, _| String::new()),
+        ("another message", |name, _| {
+            sentences::datanode_stored(name, "not what you sent")
+        }),
+        ("another datanode's name", |_, message| {
+            sentences::datanode_stored("dn2", message)
+        }),
+        ("a forged second line", |name, message| {
+            let sentence = sentences::datanode_stored(name, message);
+            format!("{sentence}\n2026-12-01 15:15:07 -> {sentence}")
+        }),
+        ("the server's sentence", |_, message| {
+            sentences::server_received(message)
+        }),
+        ("its own sentence, in lower case", |name, message| {
+            sentences::datanode_stored(name, message).to_lowercase()
+        }),
+    ];
+    for (what, lie) in lies {
+        let mut sim = Sim::three(Placement::RoundRobin);
+        sim.submit(1, &["Hola"]);
+        assert!(sim.answer_with(1, |name, request| {
+            let Request::Store(message) = request else {
+                panic!("{request:?}")
+            };
+            Reply::Ok(lie(name, message))
+        }));
+        assert!(sim.closed.contains(&LinkId(1)), "{what}: link kept");
+        assert!(!sim.router.status("dn1").unwrap().linked, "{what}");
+        assert!(!sim.done.contains_key(&1), "{what}: answered from the lie");
+        assert_eq!(sim.stores_owed(2), 1, "{what}: failed over");
+        sim.serve_all();
+        assert_eq!(sim.stored_on(1), ["dn2"], "{what}");
+        assert_confirmations_hold(&sim);
+    }
+}
+
+/// Replies come in the order of the requests: an `OK` for a later message
+/// first is a lie about the earlier one; both fail over.
+#[test]
+fn a_confirmation_out_of_order_closes_the_link() {
+    let mut sim = Sim::three(Placement::RoundRobin);
+    sim.submit(1, &["a", "b", "c", "d"]);
+    assert_eq!(sim.stores_owed(1), 2, "a and d on dn1");
+    sim.answer_with(1, |name, _| {
+        Reply::Ok(sentences::datanode_stored(name, "d"))
+    });
+    assert!(sim.closed.contains(&LinkId(1)));
+    sim.serve_all();
+    assert_eq!(sim.outcome(1).len(), 4);
+    assert!(sim.stored_on(1).iter().all(|node| node != "dn1"));
+    assert_confirmations_hold(&sim);
+    // The liar registers again and is trusted again, as long as it tells
+    // the truth.
+    sim.register(4, "dn1").unwrap();
+    sim.submit(2, &["e", "f", "g"]);
+    sim.serve_all();
+    assert!(sim.stored_on(2).contains(&"dn1".to_owned()));
+    assert_confirmations_hold(&sim);
+}
+
 #[test]
 fn shutdown_answers_parked_at_once_and_sent_within_the_grace() {
     let mut sim = Sim::new(Placement::Random);
@@ -89,7 +156,7 @@ fn shutdown_with_nothing_pending_closes_links_at_once() {
     assert_eq!(sim.router.next_deadline(), None);
     assert_eq!(
         sim.router
-            .register(LinkId(4), "dn4", sim.now)
+            .register(LinkId(4), "dn4", "127.0.0.1:4".parse().unwrap(), sim.now)
             .unwrap_err()
             .code,
         ErrorCode::ShuttingDown
@@ -99,7 +166,7 @@ fn shutdown_with_nothing_pending_closes_links_at_once() {
 #[test]
 fn heavy_traffic_with_random_failures_keeps_every_promise() {
     // A long randomized run: datanodes answer in random amounts, drop,
-    // stall and come back; every batch is answered exactly once and
+    // stall, lie and come back; every batch is answered exactly once and
     // every confirmation names a datanode that stored the message.
     use rand::Rng;
     let mut rng = StdRng::seed_from_u64(3);
@@ -129,7 +196,20 @@ fn heavy_traffic_with_random_failures_keeps_every_promise() {
                     sim.drop_link(live[rng.gen_range(0..live.len())]);
                 }
             }
-            82..=84 => {
+            82 => {
+                // A datanode confirms a message it did not store.
+                let live = sim.live_links();
+                if live.len() > 1 {
+                    let link = live[rng.gen_range(0..live.len())];
+                    sim.answer_with(link, |name, request| match request {
+                        Request::Store(message) => {
+                            Reply::Ok(sentences::datanode_stored(name, &format!("{message}!")))
+                        }
+                        _ => Reply::Pong,
+                    });
+                }
+            }
+            83..=85 => {
                 let name = format!("dn{}", rng.gen_range(1..=3));
                 if sim.register(next_link, &name).is_ok() {
                     next_link += 1;

@@ -74,8 +74,29 @@ impl Cluster {
     /// Starts datanode `name` (its folder is `<root>/<name>`), without
     /// waiting for it to register.
     pub fn start_datanode(&mut self, name: &str) {
-        let node = start_datanode(&self.addr(), name, &self.data_dir(name));
+        self.start_datanode_with(name, &[]);
+    }
+
+    /// [`Cluster::start_datanode`] with `extra` flags.
+    pub fn start_datanode_with(&mut self, name: &str, extra: &[&str]) {
+        let node = start_datanode_with(&self.addr(), name, &self.data_dir(name), extra);
         self.datanodes.insert(name.to_owned(), node);
+    }
+
+    /// The headnode's heartbeat port, from its `answers_to=...` log line.
+    pub fn heartbeat_port(&self) -> u16 {
+        let mut port = None;
+        testkit::wait_until(PATIENCE, || {
+            let stderr = self.head.stderr();
+            port = stderr
+                .split("answers_to=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|addr| addr.rsplit(':').next())
+                .and_then(|port| port.parse().ok());
+            port.is_some()
+        });
+        port.expect("the headnode logs its heartbeat socket")
     }
 
     /// Waits until datanode `name` has logged its registration `times`
@@ -132,11 +153,15 @@ pub fn start_headnode(dir: &Path, listen: &str, extra: &[&str]) -> Node {
 }
 
 pub fn start_datanode(headnode: &str, name: &str, dir: &Path) -> Node {
+    start_datanode_with(headnode, name, dir, &[])
+}
+
+/// [`start_datanode`] with `extra` flags.
+pub fn start_datanode_with(headnode: &str, name: &str, dir: &Path, extra: &[&str]) -> Node {
     let dir = dir.display().to_string();
-    Node::spawn_quiet(
-        "datanode",
-        &["--headnode", headnode, "--name", name, "--dir", &dir],
-    )
+    let mut args = vec!["--headnode", headnode, "--name", name, "--dir", &dir];
+    args.extend(extra);
+    Node::spawn_quiet("datanode", &args)
 }
 
 /// Runs the client binary with owned arguments (usable from a thread).
@@ -266,8 +291,13 @@ impl Raw {
     }
 
     pub fn send(&mut self, payload: &str) {
+        self.send_bytes(payload.as_bytes());
+    }
+
+    /// Sends one frame of any bytes, UTF-8 or not.
+    pub fn send_bytes(&mut self, payload: &[u8]) {
         let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(payload.as_bytes());
+        frame.extend_from_slice(payload);
         self.stream.write_all(&frame).expect("send");
     }
 
@@ -289,4 +319,13 @@ impl Raw {
         self.send(payload);
         self.recv().expect("a reply")
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`, ...) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
 }
