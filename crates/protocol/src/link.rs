@@ -20,7 +20,7 @@ use std::{fmt, net::SocketAddrV4};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::{encode_frame_with, ErrorReply, Reply, Request};
+use crate::{encode_frame_with, ErrorReply, Reply, Request, Tag};
 
 /// Whether a frame's verb is `REGISTER` (in any case), valid or not: the
 /// headnode's test of a connection's role, made on its first frame.
@@ -60,6 +60,16 @@ pub fn parse_registered(text: &str) -> (&str, Option<SocketAddrV4>) {
 pub fn encode_store(out: &mut BytesMut, message: &str) {
     encode_frame_with(out, |dst| {
         dst.put_slice(b"STORE ");
+        dst.put_slice(message.as_bytes());
+    });
+}
+
+/// Appends the frame of `STOREID <tag> <message>` to `out`: the bytes of
+/// `Request::StoreTagged`, without copying the message.
+pub fn encode_store_tagged(out: &mut BytesMut, tag: &Tag, message: &str) {
+    encode_frame_with(out, |dst| {
+        dst.put_slice(b"STOREID ");
+        tag.write_prefix(dst);
         dst.put_slice(message.as_bytes());
     });
 }
@@ -188,6 +198,17 @@ mod tests {
             encode_store(&mut ours, message);
             assert_eq!(ours, framed(&Request::Store(message.to_owned())));
         }
+        let tag = Tag {
+            client: crate::ClientId::new("c1").unwrap(),
+            seq: 12,
+            acked: 10,
+        };
+        let mut tagged = BytesMut::new();
+        encode_store_tagged(&mut tagged, &tag, "Adiós");
+        assert_eq!(
+            tagged,
+            framed(&Request::StoreTagged(tag, "Adiós".to_owned()))
+        );
         let mut ping = BytesMut::new();
         encode_ping(&mut ping);
         assert_eq!(ping, framed(&Request::Ping));
