@@ -17,6 +17,12 @@
 //! so lines from concurrent clients never interleave and a pipelining client
 //! costs one system call per batch rather than per message.
 //!
+//! # Tagged messages
+//!
+//! `SENDID <client> <seq> <acked> <message>` is stored once per id, across
+//! reconnections and restarts: [`tagged`], with the ids it must remember in
+//! the sidecar `log.txt.ids` beside `log.txt`.
+//!
 //! # Shutdown
 //!
 //! When `shutdown` is cancelled (SIGINT/SIGTERM in the binary), the server
@@ -27,6 +33,7 @@
 mod config;
 mod error;
 mod store;
+pub mod tagged;
 
 pub use config::{Config, LOG_FILE};
 pub use error::Error;
@@ -59,7 +66,14 @@ pub async fn run(
         Ok(journal) => journal,
         Err(source) => return Err(Error::Open { path, source }),
     };
-    let store = Arc::new(LogStore::new(journal.clone()));
+    let tagged = match tagged::Tagged::open(&journal) {
+        Ok(tagged) => tagged,
+        Err(source) => {
+            let path = source.path().to_owned();
+            return Err(Error::Open { path, source });
+        }
+    };
+    let store = Arc::new(LogStore::new(journal.clone()).with_tagged(tagged));
     let addr = listener
         .local_addr()
         .map_err(|source| Error::Listener { source })?;
