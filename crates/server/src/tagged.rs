@@ -211,7 +211,7 @@ impl Tagged {
             }
         };
         state.batches += 1;
-        if state.batches % EXPIRY_EVERY == 0 {
+        if state.batches.is_multiple_of(EXPIRY_EVERY) {
             state.windows.expire_idle(now, IDLE_EXPIRY);
         }
         drop(state);
