@@ -23,6 +23,10 @@ pub struct Summary {
     /// Whether sending was stopped by a stop request before the messages
     /// ran out (what was sent was still answered).
     pub interrupted: bool,
+    /// Connections made again after one was lost.
+    pub reconnects: u64,
+    /// Messages sent again, with their ids, on a new connection.
+    pub resent: u64,
 }
 
 impl Summary {
@@ -50,6 +54,13 @@ impl std::fmt::Display for Summary {
         )?;
         if self.unanswered() > 0 {
             write!(f, ", unanswered {}", self.unanswered())?;
+        }
+        if self.reconnects > 0 {
+            write!(
+                f,
+                ", reconnects {}, resent {}",
+                self.reconnects, self.resent
+            )?;
         }
         let seconds = self.elapsed.as_secs_f64();
         let rate = if seconds > 0.0 {
@@ -117,6 +128,8 @@ mod tests {
             elapsed: Duration::from_millis(500),
             failure: None,
             interrupted: false,
+            reconnects: 0,
+            resent: 0,
         };
         assert_eq!(
             summary.to_string(),
@@ -130,6 +143,8 @@ mod tests {
             elapsed: Duration::from_millis(2500),
             failure: None,
             interrupted: false,
+            reconnects: 0,
+            resent: 0,
         };
         assert!(long.to_string().ends_with("200 msg/s in 2.50 s"), "{long}");
         let interrupted = Summary {

@@ -89,7 +89,8 @@ impl Tag {
         let seq = parts.next().and_then(number).filter(|&seq| seq >= 1);
         let seq = seq.ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
         let acked = parts.next().and_then(number).filter(|&acked| acked < seq);
-        let acked = acked.ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
+        let acked =
+            acked.ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
         if seq - acked > MAX_WINDOW {
             return Err(bad(&format!(
                 "at most {MAX_WINDOW} messages may be unacknowledged"

@@ -39,9 +39,9 @@ pub mod link;
 pub mod sentences;
 
 pub use command::{ErrorCode, ErrorReply, Reply, Request};
-pub use id::{ClientId, Tag};
 pub use frame::{
     encode_frame, encode_frame_with, parse_max_frame, Frame, FrameCodec, FrameError,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
 };
+pub use id::{ClientId, Tag};
 pub use link::{LinkReply, Sentence};

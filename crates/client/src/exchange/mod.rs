@@ -35,11 +35,13 @@ use tokio::{
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
-use crate::{answer_text, messages::Source, Error, Summary};
+use crate::{answer_text, Error, Summary};
 
 mod send;
+pub mod tagging;
 
 use send::{send_all, SendEnd};
+use tagging::{Feed, Tagging};
 
 /// One run's context: where the messages come from, the window, and where
 /// the answers go. The fields are named at the call; [`Exchange::run`]
@@ -47,8 +49,11 @@ use send::{send_all, SendEnd};
 pub struct Exchange<'a, O: ?Sized> {
     /// The peer's address (`--connect`), to name it in failures.
     pub peer: &'a str,
-    /// The messages to send.
-    pub source: Source,
+    /// The messages to send (shared with the run's later connections).
+    pub source: Feed,
+    /// The ids of the messages, when they are tagged (`SENDID`); the
+    /// unanswered ones are sent again first.
+    pub tagging: Option<Arc<Tagging>>,
     /// Requests unanswered at most (`--pipeline`).
     pub pipeline: usize,
     /// The largest reply frame read ([`crate::Config::max_reply`]).
@@ -81,6 +86,7 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
         let sender = tokio::spawn(send_all(
             writer,
             self.source,
+            self.tagging.clone(),
             Arc::clone(&window),
             sent_tx,
             self.stop,
@@ -91,6 +97,7 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
             max_reply: self.max_reply,
             log: self.log,
             out: self.out,
+            tagging: self.tagging,
             window,
             sent_rx,
             sender_done: false,
@@ -101,6 +108,8 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
                 elapsed: Duration::ZERO,
                 failure: None,
                 interrupted: false,
+                reconnects: 0,
+                resent: 0,
             },
             record: Record::new(),
             printed: String::new(),
@@ -178,6 +187,7 @@ struct Receiver<'a, O: ?Sized> {
     max_reply: usize,
     log: &'a Journal,
     out: &'a mut O,
+    tagging: Option<Arc<Tagging>>,
     /// A place freed per reply.
     window: Arc<Semaphore>,
     /// How many requests each write of the sender carries, announced before
@@ -299,6 +309,19 @@ impl<O: Write + ?Sized> Receiver<'_, O> {
                 false,
             ),
         };
+        if let Some(tagging) = &self.tagging {
+            if let Some(code) = text
+                .strip_prefix("ERR ")
+                .and_then(|rest| ErrorCode::from_wire(rest.split(' ').next().unwrap_or("")))
+                .filter(|&code| tagging::is_transient(code))
+            {
+                return Err(Error::NotNow {
+                    peer: self.peer.to_owned(),
+                    reply: code.to_string(),
+                });
+            }
+            tagging.answered();
+        }
         if confirmed {
             self.summary.confirmed += 1;
         } else {
@@ -331,7 +354,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::messages::Draw;
+    use crate::messages::{Draw, Source};
 
     /// Confirms every message except "Ayuda", which it refuses.
     struct Peer;
@@ -391,7 +414,8 @@ mod tests {
     ) -> Exchange<'a, Vec<u8>> {
         Exchange {
             peer: "127.0.0.1:9",
-            source,
+            source: source.into(),
+            tagging: None,
             pipeline,
             max_reply: 4096,
             log,
