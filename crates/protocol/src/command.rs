@@ -517,6 +517,18 @@ mod documented_examples {
             ),
             ("OK 'Hola'".into(), ok("Hola")),
             (
+                "SENDID c0ffee 12 9 Hola".into(),
+                Request::parse(b"SENDID c0ffee 12 9 Hola")
+                    .unwrap()
+                    .to_payload(),
+            ),
+            (
+                "STOREID c0ffee 12 9 Hola".into(),
+                Request::parse(b"STOREID c0ffee 12 9 Hola")
+                    .unwrap()
+                    .to_payload(),
+            ),
+            (
                 "SEND Sistemas".into(),
                 Request::Send("Sistemas".into()).to_payload(),
             ),
