@@ -1,7 +1,9 @@
 //! One run over one connection: send the messages, read the answers.
 //!
 //! Two tasks share the connection. The sender takes messages from the
-//! [`Source`] and writes `SEND` frames while fewer than `--pipeline` are
+//! [`Feed`] (the run's [`crate::messages::Source`], shared by its
+//! connections) and writes `SENDID` frames (`SEND` with `--plain`), the
+//! unanswered ones of an earlier connection first, while fewer than `--pipeline` are
 //! unanswered (a semaphore holds the free places in that window); whatever
 //! messages are ready at once go out in one write. The receiver, on the
 //! current task, reads the replies, which come in the order of the requests,
@@ -12,9 +14,11 @@
 //! The sending half is `exchange/send.rs`; the receiving half is here, its
 //! state one `Receiver` whose methods take a batch of replies and one reply.
 //!
-//! Nothing is ever sent twice: if the connection is lost, the messages not
-//! answered yet are reported as unconfirmed, since resending one that the
-//! peer did store would duplicate it. A peer that keeps the connection open
+//! A run is one connection: if it is lost, the messages not answered yet
+//! stay in [`Tagging`] for the next connection to send again with their
+//! ids ([`crate::run`] reconnects); plain messages are reported as
+//! unconfirmed instead, since resending one that the peer did store would
+//! duplicate it. A peer that keeps the connection open
 //! but sends no reply for `--reply-timeout` while requests are owed counts
 //! as a lost connection (a peer that accepts and never answers would
 //! otherwise keep the client waiting forever).
