@@ -1,4 +1,4 @@
-//! The sidecar file: a node's [`Windows`](crate::Windows) as lines beside
+//! The sidecar file: a node's [`Windows`] as lines beside
 //! its log file, so that a restarted node still recognises what it stored.
 //!
 //! # Format
@@ -26,7 +26,7 @@
 //! client's highest `acked` is dropped), and rewrites the file with only
 //! what is left, one record per entry, before appending again: the file
 //! holds what was appended since the node last started, and what it keeps
-//! in memory afterwards is what any [`Windows`](crate::Windows) keeps.
+//! in memory afterwards is what any [`Windows`] keeps.
 
 use std::{
     fs,
