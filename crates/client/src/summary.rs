@@ -30,6 +30,20 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Nothing sent yet.
+    pub fn empty() -> Summary {
+        Summary {
+            sent: 0,
+            confirmed: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            failure: None,
+            interrupted: false,
+            reconnects: 0,
+            resent: 0,
+        }
+    }
+
     /// Messages sent that got no answer (the connection was lost).
     pub fn unanswered(&self) -> u64 {
         self.sent - self.confirmed - self.errors

@@ -105,16 +105,7 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
             window,
             sent_rx,
             sender_done: false,
-            summary: Summary {
-                sent: 0,
-                confirmed: 0,
-                errors: 0,
-                elapsed: Duration::ZERO,
-                failure: None,
-                interrupted: false,
-                reconnects: 0,
-                resent: 0,
-            },
+            summary: Summary::empty(),
             record: Record::new(),
             printed: String::new(),
         };
