@@ -146,3 +146,46 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
         tracing::info!(peer = %config.connect, resend = tagging.unanswered().len(), "reconnected");
     }
 }
+
+}
+
+/// The health probe: `Ok` if the peer answers `PING` with `PONG` within
+/// `--connect-timeout` (for the connection, then again for the reply).
+pub async fn ping(config: &Config) -> Result<(), Error> {
+    let peer = || config.connect.clone();
+    let bad_reply = |problem| Error::BadReply {
+        peer: peer(),
+        problem,
+    };
+    let mut framed = Framed::new(connect(config).await?, FrameCodec::new(config.max_reply()));
+    framed
+        .send(Request::Ping.to_payload())
+        .await
+        .map_err(|err| Error::reading(&config.connect, err))?;
+    let wait = config.connect_timeout.max(Duration::from_millis(100));
+    match tokio::time::timeout(wait, framed.next()).await {
+        Ok(Some(Ok(Frame::Data(payload)))) => match Reply::parse(&payload) {
+            Some(Reply::Pong) => Ok(()),
+            _ => Err(bad_reply(format!(
+                "answered PING with {:?}",
+                String::from_utf8_lossy(&payload)
+            ))),
+        },
+        Ok(Some(Ok(Frame::Oversized { len }))) => Err(bad_reply(format!(
+            "answered PING with a frame of {len} bytes"
+        ))),
+        Ok(Some(Err(err))) => Err(Error::reading(&config.connect, err)),
+        Ok(None) => Err(Error::PeerClosed { peer: peer() }),
+        Err(_) => Err(Error::NoAnswer { peer: peer(), wait }),
+    }
+}
+
+/// Connects to `--connect`, retrying for `--connect-timeout`.
+async fn connect(config: &Config) -> Result<TcpStream, Error> {
+    connect_with_retry(&config.connect, Some(config.connect_timeout))
+        .await
+        .map_err(|source| Error::Connect {
+            peer: config.connect.clone(),
+            source,
+        })
+}
