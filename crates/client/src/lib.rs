@@ -147,8 +147,6 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
     }
 }
 
-}
-
 /// The health probe: `Ok` if the peer answers `PING` with `PONG` within
 /// `--connect-timeout` (for the connection, then again for the reply).
 pub async fn ping(config: &Config) -> Result<(), Error> {
