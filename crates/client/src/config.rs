@@ -9,7 +9,13 @@
 use std::{num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use clap::{builder::BoolishValueParser, Parser};
-use protocol::{parse_max_frame, DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
+use protocol::{parse_max_frame, ClientId, DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
+
+fn parse_client_id(text: &str) -> Result<ClientId, String> {
+    ClientId::new(text).ok_or_else(|| {
+        format!("'{text}': a client id is 1 to 64 characters from A-Z a-z 0-9 . _ -")
+    })
+}
 
 /// Sends messages to a server or headnode, one frame each, records every
 /// answer in a log file as `YYYY-mm-dd HH:MM:SS -> <answer>`, and ends with a
@@ -88,6 +94,30 @@ pub struct Config {
     #[arg(long, env = "CLIENT_REPLY_TIMEOUT", allow_hyphen_values = true, default_value = "30s",
           value_parser = node::parse_duration)]
     pub reply_timeout: Duration,
+
+    /// The client id of the messages' ids (1 to 64 characters from A-Z a-z
+    /// 0-9 . _ -): each message goes out as `SENDID <client-id> <seq>
+    /// <acked> <message>`, which the server and the headnode store once
+    /// however often it is sent. Default: 16 random hex digits, new on
+    /// every run.
+    #[arg(long, env = "CLIENT_CLIENT_ID", value_parser = parse_client_id)]
+    pub client_id: Option<ClientId>,
+
+    /// Send plain `SEND <message>` frames, without ids: no resending after a
+    /// lost connection (a resent plain message may be stored twice), as a
+    /// client of the original exercise would.
+    #[arg(long, env = "CLIENT_PLAIN", value_parser = BoolishValueParser::new())]
+    pub plain: bool,
+
+    /// How long the client keeps trying to reconnect after a lost
+    /// connection (e.g. 30s, 5m), with back-off, before it gives up and
+    /// exits 1; each new connection first sends again every unanswered
+    /// message, with its id. The time counts from the loss, and starts
+    /// again after each connection that got an answer. 0s never
+    /// reconnects. Ignored with --plain.
+    #[arg(long, env = "CLIENT_RETRY_TIMEOUT", allow_hyphen_values = true, default_value = "5m",
+          value_parser = node::parse_duration)]
+    pub retry_timeout: Duration,
 
     /// Probe only, for health checks: connect (within --connect-timeout),
     /// send PING, exit 0 on PONG and non-zero otherwise. Sends no message

@@ -91,6 +91,16 @@ pub enum Error {
         /// How many requests were unanswered.
         owed: u64,
     },
+    /// The peer answered a tagged message with an error that means "not
+    /// now" (`SHUTTING_DOWN`, `UNAVAILABLE`): the message is sent again on
+    /// the next connection.
+    #[error("{peer} answered {reply}; trying again")]
+    NotNow {
+        /// The `--connect` address.
+        peer: String,
+        /// The answer.
+        reply: String,
+    },
     /// The peer sent something that is not an answer to a request.
     #[error("{peer} {problem}; is --connect the address of a server or headnode?")]
     BadReply {
@@ -123,8 +133,21 @@ impl Error {
             | Error::PeerClosed { .. }
             | Error::NoAnswer { .. }
             | Error::ReplyTimeout { .. }
+            | Error::NotNow { .. }
             | Error::Input { .. } => Fault::Io,
         }
+    }
+
+    /// Whether the run may go on over a new connection: the connection was
+    /// lost, not the input or the log file.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            Error::ConnectionLost { .. }
+                | Error::PeerClosed { .. }
+                | Error::ReplyTimeout { .. }
+                | Error::NotNow { .. }
+        )
     }
 
     /// The error of a failed read of the peer's replies: the connection's,

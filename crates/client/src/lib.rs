@@ -8,10 +8,16 @@
 //! `YYYY-mm-dd HH:MM:SS -> <answer>` ([`exchange`]).
 //!
 //! The connection is retried with back-off for `--connect-timeout`, so the
-//! client may start before its peer. Once connected it never reconnects or
-//! resends: a message whose answer was lost may have been stored, and
-//! sending it again would store it twice. It reports it as unconfirmed
-//! instead, and the exit status says whether every message was confirmed.
+//! client may start before its peer. Each message carries an id
+//! (`SENDID`, [`exchange::tagging`]) unless `--plain`: when a connection is
+//! lost, the client connects again with back-off for up to
+//! `--retry-timeout` and first sends again every message not yet answered,
+//! with the same ids, in order; the peer stores each id once and answers a
+//! copy as it answered the first. Each message is recorded once, when its
+//! answer comes. With `--plain` a lost connection ends the run: a plain
+//! message whose answer was lost may have been stored, and sending it
+//! again could store it twice. The exit status says whether every message
+//! was confirmed.
 //!
 //! Whatever stops a run is an [`Error`], which says whose fault it was
 //! ([`Error::fault`]); the binary turns that into its exit status.
@@ -61,18 +67,84 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
         }
     };
     tracing::info!(peer = %config.connect, log = %config.log.display(), "connected");
-    let (read, write) = stream.into_split();
-    let exchange = Exchange {
-        peer: &config.connect,
-        source,
-        pipeline: config.pipeline.get(),
-        max_reply: config.max_reply(),
-        log: &log,
-        out: &mut io::stdout(),
-        stop,
-        reply_timeout: config.reply_timeout(),
-    };
-    Ok(exchange.run(read, write).await)
+    let tagging = (!config.plain).then(|| {
+        let id = config.client_id.clone().unwrap_or_else(|| {
+            protocol::ClientId::new(&format!("{:016x}", rand::random::<u64>())).expect("hex")
+        });
+        tracing::info!(client_id = %id, "messages carry ids");
+        exchange::tagging::Tagging::new(id)
+    });
+    let feed = exchange::tagging::Feed::from(source);
+    let mut stream = stream;
+    let mut total: Option<Summary> = None;
+    let mut backoff = node::dial::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    // --retry-timeout counts from the last connection that got an answer.
+    let mut progress_at = tokio::time::Instant::now();
+    loop {
+        let (read, write) = stream.into_split();
+        let exchange = Exchange {
+            peer: &config.connect,
+            source: feed.clone(),
+            tagging: tagging.clone(),
+            pipeline: config.pipeline.get(),
+            max_reply: config.max_reply(),
+            log: &log,
+            out: &mut io::stdout(),
+            stop: stop.clone(),
+            reply_timeout: config.reply_timeout(),
+        };
+        let summary = exchange.run(read, write).await;
+        let answered = summary.confirmed + summary.errors;
+        let total = match &mut total {
+            Some(total) => {
+                total.confirmed += summary.confirmed;
+                total.errors += summary.errors;
+                total.elapsed += summary.elapsed;
+                total.failure = summary.failure;
+                total.interrupted = summary.interrupted;
+                total
+            }
+            None => total.insert(summary),
+        };
+        let Some(tagging) = &tagging else {
+            return Ok(std::mem::replace(total, Summary::empty()));
+        };
+        total.sent = tagging.given();
+        let retry = total.failure.as_ref().is_some_and(Error::is_connection)
+            && !config.retry_timeout.is_zero()
+            && !stop.is_cancelled();
+        if !retry {
+            return Ok(std::mem::replace(total, Summary::empty()));
+        }
+        if answered > 0 {
+            backoff.reset();
+            progress_at = tokio::time::Instant::now();
+        }
+        let lost = total.failure.take().expect("a failure");
+        tracing::warn!(err = %lost, unanswered = total.unanswered(), "connection lost; reconnecting");
+        let patience = tokio::time::sleep_until(progress_at + config.retry_timeout);
+        tokio::pin!(patience);
+        stream = loop {
+            tokio::select! {
+                () = &mut patience => {
+                    total.failure = Some(lost);
+                    return Ok(std::mem::replace(total, Summary::empty()));
+                }
+                () = stop.cancelled() => {
+                    total.failure = Some(lost);
+                    return Ok(std::mem::replace(total, Summary::empty()));
+                }
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+            match node::dial::connect_with_retry(&config.connect, Some(Duration::ZERO)).await {
+                Ok(stream) => break stream,
+                Err(err) => tracing::debug!(%err, "reconnecting"),
+            }
+        };
+        total.reconnects += 1;
+        total.resent += tagging.unanswered().len() as u64;
+        tracing::info!(peer = %config.connect, resend = tagging.unanswered().len(), "reconnected");
+    }
 }
 
 /// The health probe: `Ok` if the peer answers `PING` with `PONG` within

@@ -23,9 +23,27 @@ pub struct Summary {
     /// Whether sending was stopped by a stop request before the messages
     /// ran out (what was sent was still answered).
     pub interrupted: bool,
+    /// Connections made again after one was lost.
+    pub reconnects: u64,
+    /// Messages sent again, with their ids, on a new connection.
+    pub resent: u64,
 }
 
 impl Summary {
+    /// Nothing sent yet.
+    pub fn empty() -> Summary {
+        Summary {
+            sent: 0,
+            confirmed: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            failure: None,
+            interrupted: false,
+            reconnects: 0,
+            resent: 0,
+        }
+    }
+
     /// Messages sent that got no answer (the connection was lost).
     pub fn unanswered(&self) -> u64 {
         self.sent - self.confirmed - self.errors
@@ -50,6 +68,13 @@ impl std::fmt::Display for Summary {
         )?;
         if self.unanswered() > 0 {
             write!(f, ", unanswered {}", self.unanswered())?;
+        }
+        if self.reconnects > 0 {
+            write!(
+                f,
+                ", reconnects {}, resent {}",
+                self.reconnects, self.resent
+            )?;
         }
         let seconds = self.elapsed.as_secs_f64();
         let rate = if seconds > 0.0 {
@@ -117,6 +142,8 @@ mod tests {
             elapsed: Duration::from_millis(500),
             failure: None,
             interrupted: false,
+            reconnects: 0,
+            resent: 0,
         };
         assert_eq!(
             summary.to_string(),
@@ -130,6 +157,8 @@ mod tests {
             elapsed: Duration::from_millis(2500),
             failure: None,
             interrupted: false,
+            reconnects: 0,
+            resent: 0,
         };
         assert!(long.to_string().ends_with("200 msg/s in 2.50 s"), "{long}");
         let interrupted = Summary {

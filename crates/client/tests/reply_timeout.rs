@@ -22,6 +22,9 @@ fn a_peer_that_never_answers_ends_the_run_after_the_reply_timeout() {
             "3",
             "--reply-timeout",
             "300ms",
+            // Reconnections to a peer that never answers end after this.
+            "--retry-timeout",
+            "1s",
         ],
         Duration::from_secs(60),
     );

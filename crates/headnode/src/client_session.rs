@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use futures::FutureExt;
 use node::{MessageStore, StoreFuture};
-use protocol::{sentences, ErrorCode, ErrorReply};
+use protocol::{sentences, ErrorCode, ErrorReply, Tag};
 
 use crate::driver::{RouterHandle, SessionId};
 
@@ -35,9 +35,18 @@ impl ClientStore {
 }
 
 impl MessageStore for ClientStore {
-    fn store(&self, _peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+    fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
+        self.store_tagged(peer, messages, Vec::new())
+    }
+
+    fn store_tagged(
+        &self,
+        _peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
         let count = messages.len();
-        let outcomes = self.router.submit(self.session, messages);
+        let outcomes = self.router.submit_tagged(self.session, messages, tags);
         async move {
             let Ok(outcomes) = outcomes.await else {
                 let err = ErrorReply::new(ErrorCode::ShuttingDown, "the headnode is stopping");

@@ -29,7 +29,9 @@
 //!
 //! In `--dir`: `registro_server.txt` (one line per confirmed message, the
 //! datanode's sentence as the router checked it) and `heartbeat_server.txt` (one line per known
-//! datanode per heartbeat round).
+//! datanode per heartbeat round), and beside the first the sidecar
+//! `registro_server.txt.ids`, the ids of tagged messages that a restarted
+//! headnode must still recognise (`router/dedupe.rs`).
 //!
 //! The link protocol is section 9 of `docs/PROTOCOL.md`, the
 //! whole of Activity 2 in `docs/ACTIVITY2.md`.
@@ -301,6 +303,13 @@ pub async fn run(
         Some(path) => Some(node::secret::load("--cluster-secret-file", path)?),
         None => None,
     };
+    let ids_path = dedupe::sidecar::path_for(registro.path());
+    let (ids, restored) = dedupe::sidecar::open(&ids_path, config.fsync, std::time::Instant::now())
+        .map_err(|source| Error::Open {
+            path: ids_path.clone(),
+            source,
+        })?;
+    tracing::info!(sidecar = %ids_path.display(), ids = restored.entries(), "message ids read back");
     let multicast = match config.heartbeat {
         HeartbeatMode::Multicast => {
             let socket = HeartbeatSocket::open(MulticastConfig {
@@ -359,6 +368,10 @@ pub async fn run(
         driver::Files {
             registro,
             heartbeats,
+            ids: Some(driver::Ids {
+                journal: ids,
+                restored,
+            }),
         },
         multicast,
         shutdown.clone(),

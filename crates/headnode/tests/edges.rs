@@ -156,9 +156,10 @@ fn without_datanodes_a_message_gets_unavailable_after_the_timeout() {
     let reply = raw.ask("SEND nadie me escucha");
     assert!(reply.starts_with("ERR UNAVAILABLE "), "{reply}");
 
-    // The client binary records the error and exits with a failure.
+    // The client binary, sending plain SENDs, records the error and exits
+    // with a failure. (Tagged, it would resend them until --retry-timeout.)
     let log = cluster.root.path().join("registro_cliente.txt");
-    let run = cluster.client(&log, &["--count", "2"]);
+    let run = cluster.client(&log, &["--count", "2", "--plain"]);
     assert!(!run.status.success(), "{}", run.stdout);
     let records = testkit::read_records(&log);
     assert_eq!(records.len(), 3);

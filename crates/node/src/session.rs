@@ -35,7 +35,7 @@ use std::{net::SocketAddr, sync::Arc};
 use bytes::BytesMut;
 use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
 use protocol::{
-    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request,
+    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request, Tag,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
@@ -60,11 +60,34 @@ pub trait MessageStore: Send + Sync + 'static {
     /// the future only waits for it to be confirmed. It must yield exactly
     /// one result per message, in order.
     fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture;
+
+    /// Stores a batch of which some messages are tagged (`SENDID`,
+    /// `STOREID`): `tags[i]` is message `i`'s tag, if any. A store that
+    /// recognises a message it already stored answers it as it did then,
+    /// without storing it again. By default tags are ignored.
+    fn store_tagged(
+        &self,
+        peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
+        let _ = tags;
+        self.store(peer, messages)
+    }
 }
 
 impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
     fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
         (**self).store(peer, messages)
+    }
+
+    fn store_tagged(
+        &self,
+        peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
+        (**self).store_tagged(peer, messages, tags)
     }
 }
 
@@ -309,12 +332,24 @@ fn build_batch<S: MessageStore + ?Sized>(
     // Each slot is a reply known now, or `None` for the next stored message.
     let mut slots: Vec<Option<Reply>> = Vec::with_capacity(inbox.len());
     let mut messages = Vec::new();
+    // Filled only once a tagged message comes: plain batches pay nothing.
+    let mut tags: Vec<Option<Tag>> = Vec::new();
     let mut stop = None;
     for item in inbox.drain(..) {
         match item {
             Ok(Frame::Data(payload)) => match (Request::parse(&payload), verb) {
                 (Ok(Request::Send(message)), MessageVerb::Send)
                 | (Ok(Request::Store(message)), MessageVerb::Store) => {
+                    if !tags.is_empty() {
+                        tags.push(None);
+                    }
+                    messages.push(message);
+                    slots.push(None);
+                }
+                (Ok(Request::SendTagged(tag, message)), MessageVerb::Send)
+                | (Ok(Request::StoreTagged(tag, message)), MessageVerb::Store) => {
+                    tags.resize(messages.len(), None);
+                    tags.push(Some(tag));
                     messages.push(message);
                     slots.push(None);
                 }
@@ -343,7 +378,11 @@ fn build_batch<S: MessageStore + ?Sized>(
         futures::future::ready(replies).boxed()
     } else {
         let expected = messages.len();
-        let stored = store.store(peer, messages);
+        let stored = if tags.is_empty() {
+            store.store(peer, messages)
+        } else {
+            store.store_tagged(peer, messages, tags)
+        };
         async move {
             let mut results = stored.await.into_iter();
             debug_assert_eq!(results.len(), expected, "one result per message");
@@ -368,8 +407,12 @@ fn build_batch<S: MessageStore + ?Sized>(
 
 fn wrong_role(request: &Request, verb: MessageVerb) -> ErrorReply {
     let reason = match (request, verb) {
-        (Request::Send(_), MessageVerb::Store) => "SEND is for clients; this is a datanode link",
-        (Request::Store(_), MessageVerb::Send) => "STORE is for datanodes; clients use SEND",
+        (Request::Send(_) | Request::SendTagged(..), MessageVerb::Store) => {
+            "SEND is for clients; this is a datanode link"
+        }
+        (Request::Store(_) | Request::StoreTagged(..), MessageVerb::Send) => {
+            "STORE is for datanodes; clients use SEND"
+        }
         (Request::Register(_), _) => "REGISTER is only accepted by a headnode, as a first command",
         _ => "this command is not accepted on this connection",
     };

@@ -10,6 +10,8 @@
 //! | `PING`     | anyone             | anyone             | `PONG`                     |
 //! | `REGISTER n` | datanode         | headnode           | `OK <n>` or `ERR`          |
 //! | `STORE m`  | headnode           | datanode           | `OK <sentence>` or `ERR`   |
+//! | `SENDID c s a m` | client       | server, headnode   | as `SEND`, once per id     |
+//! | `STOREID c s a m` | headnode    | datanode           | as `STORE`, once per id    |
 //!
 //! Replies come back in the order of the requests, so a peer may pipeline.
 //! A reply is `OK` with an optional text, `PONG`, or `ERR <CODE> <reason>`,
@@ -18,6 +20,8 @@
 use std::fmt;
 
 use bytes::{BufMut, BytesMut};
+
+use crate::id::{Tag, SEND_TAGGED, STORE_TAGGED};
 
 /// Longest name a datanode may register with, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -33,6 +37,11 @@ pub enum Request {
     Register(String),
     /// The headnode asks a datanode to store a message.
     Store(String),
+    /// `SENDID`: a message with its id, to be stored once however often
+    /// it is sent ([`crate::id`]).
+    SendTagged(Tag, String),
+    /// `STOREID`: the headnode passes a tagged message on to a datanode.
+    StoreTagged(Tag, String),
 }
 
 impl Request {
@@ -65,6 +74,12 @@ impl Request {
             name_argument(argument).map(Request::Register)
         } else if verb.eq_ignore_ascii_case("STORE") {
             message_argument(argument).map(Request::Store)
+        } else if verb.eq_ignore_ascii_case(SEND_TAGGED) {
+            let (tag, message) = Tag::parse_argument(argument)?;
+            Ok(Request::SendTagged(tag, message.to_owned()))
+        } else if verb.eq_ignore_ascii_case(STORE_TAGGED) {
+            let (tag, message) = Tag::parse_argument(argument)?;
+            Ok(Request::StoreTagged(tag, message.to_owned()))
         } else if verb.is_empty() {
             Err(ErrorReply::new(ErrorCode::UnknownCommand, "empty request"))
         } else {
@@ -77,15 +92,20 @@ impl Request {
 
     /// Appends the text of this request (the frame payload) to `dst`.
     pub fn write_payload(&self, dst: &mut BytesMut) {
-        let (verb, argument) = match self {
-            Request::Send(message) => ("SEND", Some(message)),
-            Request::Ping => ("PING", None),
-            Request::Register(name) => ("REGISTER", Some(name)),
-            Request::Store(message) => ("STORE", Some(message)),
+        let (verb, tag, argument) = match self {
+            Request::Send(message) => ("SEND", None, Some(message)),
+            Request::Ping => ("PING", None, None),
+            Request::Register(name) => ("REGISTER", None, Some(name)),
+            Request::Store(message) => ("STORE", None, Some(message)),
+            Request::SendTagged(tag, message) => (SEND_TAGGED, Some(tag), Some(message)),
+            Request::StoreTagged(tag, message) => (STORE_TAGGED, Some(tag), Some(message)),
         };
         dst.put_slice(verb.as_bytes());
         if let Some(argument) = argument {
             dst.put_u8(b' ');
+            if let Some(tag) = tag {
+                tag.write_prefix(dst);
+            }
             dst.put_slice(argument.as_bytes());
         }
     }
@@ -407,6 +427,15 @@ mod tests {
         assert!(err.reason.len() < 64, "{}", err.reason);
     }
 
+    fn tag() -> Tag {
+        let client = crate::id::ClientId::new("c0ffee").unwrap();
+        Tag {
+            client,
+            seq: 7,
+            acked: 3,
+        }
+    }
+
     #[test]
     fn requests_round_trip() {
         for request in [
@@ -414,6 +443,8 @@ mod tests {
             Request::Ping,
             Request::Register("datanode-2".into()),
             Request::Store("a\nb".into()),
+            Request::SendTagged(tag(), "Hola mundo".into()),
+            Request::StoreTagged(tag(), " spaced ".into()),
         ] {
             assert_eq!(Request::parse(&request.to_payload()).unwrap(), request);
         }
@@ -489,6 +520,18 @@ mod documented_examples {
                 Request::Send("Hola".into()).to_payload(),
             ),
             ("OK 'Hola'".into(), ok("Hola")),
+            (
+                "SENDID c0ffee 12 9 Hola".into(),
+                Request::parse(b"SENDID c0ffee 12 9 Hola")
+                    .unwrap()
+                    .to_payload(),
+            ),
+            (
+                "STOREID c0ffee 12 9 Hola".into(),
+                Request::parse(b"STOREID c0ffee 12 9 Hola")
+                    .unwrap()
+                    .to_payload(),
+            ),
             (
                 "SEND Sistemas".into(),
                 Request::Send("Sistemas".into()).to_payload(),

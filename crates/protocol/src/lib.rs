@@ -16,6 +16,9 @@
 //! [`heartbeat`] holds the two datagrams of the multicast heartbeat (UDP,
 //! one frame per datagram).
 //!
+//! [`id`] holds the message ids of the tagged forms, `SENDID` and
+//! `STOREID`, with which a resent message is stored only once.
+//!
 //! [`link`] holds the headnode-datanode link's requests and replies in the
 //! zero-copy forms the headnode's hot path uses.
 //!
@@ -35,6 +38,7 @@ pub mod command;
 pub mod escape;
 pub mod frame;
 pub mod heartbeat;
+pub mod id;
 pub mod link;
 pub mod sentences;
 
@@ -43,4 +47,5 @@ pub use frame::{
     encode_frame, encode_frame_with, parse_max_frame, Frame, FrameCodec, FrameError,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
 };
+pub use id::{ClientId, Tag};
 pub use link::{LinkReply, Sentence};

@@ -22,7 +22,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
     auth::{from_hex, to_hex, ClusterKey, NONCE_LEN},
-    encode_frame_with, ErrorReply, Reply, Request,
+    encode_frame_with, ErrorReply, Reply, Request, Tag,
 };
 
 /// Whether a frame's verb is `REGISTER` (in any case), valid or not: the
@@ -98,6 +98,16 @@ pub fn is_proof(key: &ClusterKey, name: &str, nonce: &[u8; NONCE_LEN], payload: 
 pub fn encode_store(out: &mut BytesMut, message: &str) {
     encode_frame_with(out, |dst| {
         dst.put_slice(b"STORE ");
+        dst.put_slice(message.as_bytes());
+    });
+}
+
+/// Appends the frame of `STOREID <tag> <message>` to `out`: the bytes of
+/// `Request::StoreTagged`, without copying the message.
+pub fn encode_store_tagged(out: &mut BytesMut, tag: &Tag, message: &str) {
+    encode_frame_with(out, |dst| {
+        dst.put_slice(b"STOREID ");
+        tag.write_prefix(dst);
         dst.put_slice(message.as_bytes());
     });
 }
@@ -226,6 +236,17 @@ mod tests {
             encode_store(&mut ours, message);
             assert_eq!(ours, framed(&Request::Store(message.to_owned())));
         }
+        let tag = Tag {
+            client: crate::ClientId::new("c1").unwrap(),
+            seq: 12,
+            acked: 10,
+        };
+        let mut tagged = BytesMut::new();
+        encode_store_tagged(&mut tagged, &tag, "Adiós");
+        assert_eq!(
+            tagged,
+            framed(&Request::StoreTagged(tag, "Adiós".to_owned()))
+        );
         let mut ping = BytesMut::new();
         encode_ping(&mut ping);
         assert_eq!(ping, framed(&Request::Ping));

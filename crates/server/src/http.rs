@@ -30,6 +30,7 @@ use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
 };
+use protocol::Tag;
 use serde::Serialize;
 use status::{Connections, PerSecond};
 use tokio::net::TcpListener;
@@ -88,25 +89,46 @@ impl CountingStore {
 
 impl MessageStore for CountingStore {
     fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
-        let Some(counts) = &self.counts else {
-            return self.log.store(peer, messages);
-        };
-        let bytes: usize = messages.iter().map(String::len).sum();
-        let counts = Arc::clone(counts);
-        let stored = self.log.store(peer, messages);
-        async move {
-            let results = stored.await;
-            let logged = results.iter().filter(|result| result.is_ok()).count() as u64;
-            counts.logged.fetch_add(logged, Ordering::Relaxed);
-            counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-            counts
-                .refused
-                .fetch_add(results.len() as u64 - logged, Ordering::Relaxed);
-            counts.per_second.add(logged, Instant::now());
-            results
+        match &self.counts {
+            None => self.log.store(peer, messages),
+            Some(counts) => {
+                let bytes = messages.iter().map(String::len).sum();
+                counted(Arc::clone(counts), bytes, self.log.store(peer, messages))
+            }
         }
-        .boxed()
     }
+
+    fn store_tagged(
+        &self,
+        peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
+        match &self.counts {
+            None => self.log.store_tagged(peer, messages, tags),
+            Some(counts) => {
+                let bytes = messages.iter().map(String::len).sum();
+                let stored = self.log.store_tagged(peer, messages, tags);
+                counted(Arc::clone(counts), bytes, stored)
+            }
+        }
+    }
+}
+
+/// `stored`, whose outcomes are added to `counts` when they come.
+fn counted(counts: Arc<Counts>, bytes: usize, stored: StoreFuture) -> StoreFuture {
+    async move {
+        let results = stored.await;
+        let logged = results.iter().filter(|result| result.is_ok()).count() as u64;
+        counts.logged.fetch_add(logged, Ordering::Relaxed);
+        counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        counts
+            .refused
+            .fetch_add(results.len() as u64 - logged, Ordering::Relaxed);
+        counts.per_second.add(logged, Instant::now());
+        results
+    }
+    .boxed()
 }
 
 /// Serves the page on `listener` until `shutdown`.

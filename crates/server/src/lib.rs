@@ -17,6 +17,12 @@
 //! so lines from concurrent clients never interleave and a pipelining client
 //! costs one system call per batch rather than per message.
 //!
+//! # Tagged messages
+//!
+//! `SENDID <client> <seq> <acked> <message>` is stored once per id, across
+//! reconnections and restarts: [`tagged`], with the ids it must remember in
+//! the sidecar `log.txt.ids` beside `log.txt`.
+//!
 //! # Shutdown
 //!
 //! When `shutdown` is cancelled (SIGINT/SIGTERM in the binary), the server
@@ -28,6 +34,7 @@ mod config;
 mod error;
 pub mod http;
 mod store;
+pub mod tagged;
 
 pub use config::{Config, LOG_FILE};
 pub use error::Error;
@@ -60,6 +67,13 @@ pub async fn run(
         Ok(journal) => journal,
         Err(source) => return Err(Error::Open { path, source }),
     };
+    let tagged = match tagged::Tagged::open(&journal) {
+        Ok(tagged) => tagged,
+        Err(source) => {
+            let path = source.path().to_owned();
+            return Err(Error::Open { path, source });
+        }
+    };
     let counts = match &config.http {
         Some(addr) => {
             let http = TcpListener::bind(addr)
@@ -82,7 +96,7 @@ pub async fn run(
         .as_ref()
         .map(|counts| Arc::clone(&counts.connections));
     let store = Arc::new(http::CountingStore::new(
-        LogStore::new(journal.clone()),
+        LogStore::new(journal.clone()).with_tagged(tagged),
         counts,
     ));
     let addr = listener

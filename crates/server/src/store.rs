@@ -11,23 +11,37 @@
 //! and the journal's single write under a lock keeps the lines of concurrent
 //! clients whole.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
 use futures::FutureExt;
 use journal::{Journal, Record};
 use node::{MessageStore, StoreFuture};
-use protocol::{sentences, ErrorCode, ErrorReply};
+use protocol::{sentences, ErrorCode, ErrorReply, Tag};
+
+use crate::tagged::Tagged;
 
 /// Appends messages to the server's log file.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     journal: Journal,
+    /// What recognises tagged messages sent again; without it tags are
+    /// ignored.
+    tagged: Option<Arc<Tagged>>,
 }
 
 impl LogStore {
     /// A store writing to `journal`.
     pub fn new(journal: Journal) -> Self {
-        LogStore { journal }
+        LogStore {
+            journal,
+            tagged: None,
+        }
+    }
+
+    /// This store, writing each tagged message once ([`crate::tagged`]).
+    pub fn with_tagged(mut self, tagged: Tagged) -> Self {
+        self.tagged = Some(Arc::new(tagged));
+        self
     }
 
     /// The journal written to.
@@ -44,6 +58,18 @@ pub fn sender(peer: SocketAddr) -> String {
 }
 
 impl MessageStore for LogStore {
+    fn store_tagged(
+        &self,
+        peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
+        match &self.tagged {
+            Some(tagged) => tagged.store(&self.journal, peer, messages, tags),
+            None => self.store(peer, messages),
+        }
+    }
+
     fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
         let left = sender(peer);
         let mut record = Record::new();

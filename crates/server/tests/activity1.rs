@@ -557,7 +557,8 @@ fn the_exit_status_says_whether_everything_was_confirmed() {
     // 16 bytes: "SEND Hola" fits, "SEND Distribuidos" does not.
     let server = start_server(dir.path(), &["--max-frame", "16"]);
     let answers = dir.path().join("respuestas.txt");
-    let run = client(&server, &answers, &["--count", "40", "--seed", "5"]);
+    // Plain SENDs: a tag would take frame room too.
+    let run = client(&server, &answers, &["--count", "40", "--seed", "5", "--plain"]);
     assert!(!run.status.success(), "errors must fail the run");
     let summary = run.stdout.lines().last().unwrap();
     assert!(summary.starts_with("sent 41, confirmed "), "{summary}");
@@ -598,6 +599,7 @@ fn the_exit_status_says_whether_everything_was_confirmed() {
             "--log",
             answers.to_str().unwrap(),
             "--stdin",
+            "--plain",
         ],
         Some("Hola\nINF343\n"),
         RUN_TIMEOUT,

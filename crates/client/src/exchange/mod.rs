@@ -1,7 +1,9 @@
 //! One run over one connection: send the messages, read the answers.
 //!
 //! Two tasks share the connection. The sender takes messages from the
-//! [`Source`] and writes `SEND` frames while fewer than `--pipeline` are
+//! [`Feed`] (the run's [`crate::messages::Source`], shared by its
+//! connections) and writes `SENDID` frames (`SEND` with `--plain`), the
+//! unanswered ones of an earlier connection first, while fewer than `--pipeline` are
 //! unanswered (a semaphore holds the free places in that window); whatever
 //! messages are ready at once go out in one write. The receiver, on the
 //! current task, reads the replies, which come in the order of the requests,
@@ -12,9 +14,11 @@
 //! The sending half is `exchange/send.rs`; the receiving half is here, its
 //! state one `Receiver` whose methods take a batch of replies and one reply.
 //!
-//! Nothing is ever sent twice: if the connection is lost, the messages not
-//! answered yet are reported as unconfirmed, since resending one that the
-//! peer did store would duplicate it. A peer that keeps the connection open
+//! A run is one connection: if it is lost, the messages not answered yet
+//! stay in [`Tagging`] for the next connection to send again with their
+//! ids ([`crate::run`] reconnects); plain messages are reported as
+//! unconfirmed instead, since resending one that the peer did store would
+//! duplicate it. A peer that keeps the connection open
 //! but sends no reply for `--reply-timeout` while requests are owed counts
 //! as a lost connection (a peer that accepts and never answers would
 //! otherwise keep the client waiting forever).
@@ -35,11 +39,13 @@ use tokio::{
 };
 use tokio_util::{codec::FramedRead, sync::CancellationToken};
 
-use crate::{answer_text, messages::Source, Error, Summary};
+use crate::{answer_text, Error, Summary};
 
 mod send;
+pub mod tagging;
 
 use send::{send_all, SendEnd};
+use tagging::{Feed, Tagging};
 
 /// One run's context: where the messages come from, the window, and where
 /// the answers go. The fields are named at the call; [`Exchange::run`]
@@ -47,8 +53,11 @@ use send::{send_all, SendEnd};
 pub struct Exchange<'a, O: ?Sized> {
     /// The peer's address (`--connect`), to name it in failures.
     pub peer: &'a str,
-    /// The messages to send.
-    pub source: Source,
+    /// The messages to send (shared with the run's later connections).
+    pub source: Feed,
+    /// The ids of the messages, when they are tagged (`SENDID`); the
+    /// unanswered ones are sent again first.
+    pub tagging: Option<Arc<Tagging>>,
     /// Requests unanswered at most (`--pipeline`).
     pub pipeline: usize,
     /// The largest reply frame read ([`crate::Config::max_reply`]).
@@ -81,6 +90,7 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
         let sender = tokio::spawn(send_all(
             writer,
             self.source,
+            self.tagging.clone(),
             Arc::clone(&window),
             sent_tx,
             self.stop,
@@ -91,17 +101,11 @@ impl<O: Write + ?Sized> Exchange<'_, O> {
             max_reply: self.max_reply,
             log: self.log,
             out: self.out,
+            tagging: self.tagging,
             window,
             sent_rx,
             sender_done: false,
-            summary: Summary {
-                sent: 0,
-                confirmed: 0,
-                errors: 0,
-                elapsed: Duration::ZERO,
-                failure: None,
-                interrupted: false,
-            },
+            summary: Summary::empty(),
             record: Record::new(),
             printed: String::new(),
         };
@@ -178,6 +182,7 @@ struct Receiver<'a, O: ?Sized> {
     max_reply: usize,
     log: &'a Journal,
     out: &'a mut O,
+    tagging: Option<Arc<Tagging>>,
     /// A place freed per reply.
     window: Arc<Semaphore>,
     /// How many requests each write of the sender carries, announced before
@@ -299,6 +304,19 @@ impl<O: Write + ?Sized> Receiver<'_, O> {
                 false,
             ),
         };
+        if let Some(tagging) = &self.tagging {
+            if let Some(code) = text
+                .strip_prefix("ERR ")
+                .and_then(|rest| ErrorCode::from_wire(rest.split(' ').next().unwrap_or("")))
+                .filter(|&code| tagging::is_transient(code))
+            {
+                return Err(Error::NotNow {
+                    peer: self.peer.to_owned(),
+                    reply: code.to_string(),
+                });
+            }
+            tagging.answered();
+        }
         if confirmed {
             self.summary.confirmed += 1;
         } else {
@@ -331,7 +349,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::messages::Draw;
+    use crate::messages::{Draw, Source};
 
     /// Confirms every message except "Ayuda", which it refuses.
     struct Peer;
@@ -391,7 +409,8 @@ mod tests {
     ) -> Exchange<'a, Vec<u8>> {
         Exchange {
             peer: "127.0.0.1:9",
-            source,
+            source: source.into(),
+            tagging: None,
             pipeline,
             max_reply: 4096,
             log,

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use protocol::{encode_frame_with, Request};
+use protocol::{encode_frame_with, Request, Tag};
 use tokio::{
     io::{AsyncWrite, AsyncWriteExt},
     sync::{mpsc, Semaphore},
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{messages::Source, Error};
+use super::tagging::{Feed, Tagging};
+use crate::Error;
 
 /// At most this many bytes of requests are gathered into one write.
 const MAX_WRITE: usize = 256 * 1024;
@@ -29,7 +30,8 @@ pub(super) enum SendEnd {
 /// until the source ends or `stop` is cancelled.
 pub(super) async fn send_all<W>(
     mut writer: W,
-    mut source: Source,
+    feed: Feed,
+    tagging: Option<Arc<Tagging>>,
     window: Arc<Semaphore>,
     sent: mpsc::UnboundedSender<u64>,
     stop: CancellationToken,
@@ -40,7 +42,36 @@ where
     let mut buf = BytesMut::new();
     let mut failure = None;
     let mut end = SendEnd::SourceDone;
+    // A new connection first sends again what the last one left
+    // unanswered, with the same ids, in order.
+    let resend = tagging.as_ref().map(|t| t.unanswered()).unwrap_or_default();
+    if !resend.is_empty() {
+        for (tag, message) in resend {
+            let place = tokio::select! {
+                biased;
+                () = stop.cancelled() => None,
+                place = window.acquire() => Some(place),
+            };
+            let Some(place) = place else {
+                break;
+            };
+            place.expect("never closed").forget();
+            let _ = sent.send(1);
+            encode_send(message, Some(tag), &mut buf);
+            if buf.len() >= MAX_WRITE || window.available_permits() == 0 {
+                if writer.write_all(&buf).await.is_err() {
+                    return Ok(SendEnd::SourceDone);
+                }
+                buf.clear();
+            }
+        }
+        if writer.write_all(&buf).await.is_err() {
+            return Ok(SendEnd::SourceDone);
+        }
+        buf.clear();
+    }
     loop {
+        let mut source = feed.0.lock().await;
         // A stop request ends either wait: for the next message (a person
         // may never type one) and for a place in the window.
         let next = tokio::select! {
@@ -53,6 +84,8 @@ where
                 end = SendEnd::Interrupted;
                 break;
             }
+            // Numbered (and kept until answered) before anything can
+            // cancel this task: a new connection would send it again.
             Some(Ok(Some(message))) => message,
             Some(Ok(None)) => break,
             Some(Err(err)) => {
@@ -60,6 +93,7 @@ where
                 break;
             }
         };
+        let tag = tagging.as_ref().map(|t| t.number(&first));
         let place = tokio::select! {
             biased;
             () = stop.cancelled() => None,
@@ -70,7 +104,7 @@ where
             break;
         };
         place.expect("never closed").forget();
-        encode_send(first, &mut buf);
+        encode_send(first, tag, &mut buf);
         let mut count = 1;
         // Put whatever else is ready, within the window, in the same write.
         while buf.len() < MAX_WRITE {
@@ -80,7 +114,8 @@ where
             match source.next_now() {
                 Some(Ok(Some(message))) => {
                     place.forget();
-                    encode_send(message, &mut buf);
+                    let tag = tagging.as_ref().map(|t| t.number(&message));
+                    encode_send(message, tag, &mut buf);
                     count += 1;
                 }
                 Some(Err(err)) => {
@@ -112,7 +147,10 @@ where
     failure.map_or(Ok(end), Err)
 }
 
-fn encode_send(message: String, buf: &mut BytesMut) {
-    let request = Request::Send(message);
+fn encode_send(message: String, tag: Option<Tag>, buf: &mut BytesMut) {
+    let request = match tag {
+        Some(tag) => Request::SendTagged(tag, message),
+        None => Request::Send(message),
+    };
     encode_frame_with(buf, |dst| request.write_payload(dst));
 }

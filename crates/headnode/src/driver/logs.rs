@@ -79,7 +79,12 @@ impl Registro {
     /// until they are written.
     pub(super) fn log(&mut self, reply: Answer, outcomes: Vec<Outcome>) {
         let record = self.record.get_or_insert_with(Record::new);
-        let mut stored = outcomes.iter().flatten().peekable();
+        // A copy answered again was logged when it was first confirmed.
+        let mut stored = outcomes
+            .iter()
+            .flatten()
+            .filter(|stored| !stored.again)
+            .peekable();
         if stored.peek().is_some() {
             let stamp = self.stamp.get_or_insert_with(timestamp);
             for stored in stored {
@@ -184,6 +189,7 @@ pub(super) mod tests {
         Ok(Stored {
             node: node.into(),
             message: message.into(),
+            again: false,
         })
     }
 

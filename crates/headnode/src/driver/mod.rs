@@ -91,6 +91,8 @@ pub enum Event {
         session: SessionId,
         /// The messages, in the client's order.
         messages: Vec<String>,
+        /// Their tags, if any (see [`Router::submit_tagged`]).
+        tags: Vec<Option<protocol::Tag>>,
         /// Where their outcomes go.
         reply: oneshot::Sender<Vec<Outcome>>,
     },
@@ -178,10 +180,21 @@ impl RouterHandle {
         session: SessionId,
         messages: Vec<String>,
     ) -> oneshot::Receiver<Vec<Outcome>> {
+        self.submit_tagged(session, messages, Vec::new())
+    }
+
+    /// [`RouterHandle::submit`] with the messages' tags.
+    pub fn submit_tagged(
+        &self,
+        session: SessionId,
+        messages: Vec<String>,
+        tags: Vec<Option<protocol::Tag>>,
+    ) -> oneshot::Receiver<Vec<Outcome>> {
         let (reply, outcomes) = oneshot::channel();
         self.send(Event::Submit {
             session,
             messages,
+            tags,
             reply,
         });
         outcomes
@@ -226,8 +239,14 @@ pub fn spawn(
         probes: socket.spawn(handle.clone()),
         ignored: 0,
     });
+    let mut router = Router::new(config, seed, now());
+    let ledger = files.ids.map(|ids| {
+        router.restore(ids.restored, now());
+        ids.journal
+    });
     let driver = Driver {
-        router: Router::new(config, seed, now()),
+        ledger,
+        router,
         outboxes: IdMap::default(),
         orders: IdMap::default(),
         registro: Registro::new(files.registro),
@@ -247,6 +266,18 @@ pub struct Files {
     pub registro: Journal,
     /// heartbeat_server.txt.
     pub heartbeats: Journal,
+    /// registro_server.txt.ids, if tagged messages are to survive a
+    /// restart.
+    pub ids: Option<Ids>,
+}
+
+/// The sidecar of message ids: the router's ledger goes there.
+#[derive(Debug)]
+pub struct Ids {
+    /// The file, to append to.
+    pub journal: Journal,
+    /// What it held at start.
+    pub restored: dedupe::Windows<dedupe::sidecar::Entry>,
 }
 
 /// The multicast heartbeat, as the driver sees it.
@@ -285,6 +316,8 @@ struct Order {
 /// Everything the driver task owns.
 struct Driver {
     router: Router<Waiter>,
+    /// registro_server.txt.ids.
+    ledger: Option<Journal>,
     outboxes: IdMap<LinkId, Outbox>,
     orders: IdMap<SessionId, Order>,
     registro: Registro,
@@ -383,6 +416,7 @@ impl Driver {
             Event::Submit {
                 session,
                 messages,
+                tags,
                 reply,
             } => {
                 let order = self.orders.entry(session).or_default();
@@ -393,7 +427,7 @@ impl Driver {
                     seq,
                     reply,
                 };
-                self.router.submit(waiter, messages, now);
+                self.router.submit_tagged(waiter, messages, tags, now);
             }
             Event::Register {
                 link,
@@ -479,6 +513,7 @@ impl Driver {
     fn act(&mut self) {
         let Driver {
             router,
+            ledger,
             outboxes,
             orders,
             registro,
@@ -520,6 +555,14 @@ impl Driver {
                 outbox.buf.extend_from_slice(frames);
             }
         });
+        // Before the STOREs go out and the answers back: a restarted
+        // headnode must know where each tagged message may be.
+        let records = router.take_ledger();
+        if let (Some(ledger), false) = (ledger, records.is_empty()) {
+            if let Err(err) = ledger.write(&records) {
+                tracing::error!(%err, "cannot append to the message ids' sidecar");
+            }
+        }
         for outbox in outboxes.values_mut() {
             outbox.flush();
         }
@@ -551,6 +594,7 @@ mod tests {
         let files = Files {
             registro: open("registro.txt"),
             heartbeats: heartbeats.clone(),
+            ids: None,
         };
         let config = RouterConfig {
             heartbeat: crate::router::HeartbeatMode::Tcp,

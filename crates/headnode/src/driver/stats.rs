@@ -66,6 +66,8 @@ impl Stats {
         let mut stored = 0;
         for outcome in outcomes {
             match outcome {
+                // A copy of a message stored before: not stored again.
+                Ok(done) if done.again => {}
                 Ok(done) => {
                     stored += 1;
                     self.bytes += done.message.len() as u64;
@@ -152,6 +154,7 @@ mod tests {
         Ok(Stored {
             node: Arc::clone(node),
             message: message.into(),
+            again: false,
         })
     }
 

@@ -36,11 +36,39 @@ impl<T> Router<T> {
         };
         self.candidates.clear();
         let mut any_active = false;
+        if let Some(holder) = &msg.holder {
+            // A tagged message goes back to the datanode that may hold it
+            // (see dedupe.rs), unless that one refused it: then it has none.
+            let refused = self.datanodes.find(holder).is_some_and(|index| {
+                let node = self.datanodes.get(index);
+                node.link
+                    .as_ref()
+                    .is_some_and(|l| msg.refused.contains(&l.id))
+            });
+            if refused {
+                msg.holder = None;
+            } else if self
+                .datanodes
+                .find(holder)
+                .and_then(|i| self.datanodes.get(i).serving())
+                .is_none()
+            {
+                self.pending.park(id, deadline);
+                return;
+            }
+        }
         for (index, node) in self.datanodes.iter().enumerate() {
             let Some(link) = node.serving() else {
                 continue;
             };
             any_active = true;
+            if msg
+                .holder
+                .as_ref()
+                .is_some_and(|holder| *holder != node.name)
+            {
+                continue;
+            }
             if !msg.refused.contains(&link.id) {
                 self.candidates.push(Candidate {
                     index,
@@ -66,12 +94,38 @@ impl<T> Router<T> {
             }
             return;
         };
+        let name = std::sync::Arc::clone(&self.datanodes.get(index).name);
         let link = self
             .datanodes
             .serving_mut(index)
             .expect("candidates are serving");
-        link.send_store(id, &msg.text, now);
+        link.send_store(id, msg.tag.as_ref(), &msg.text, now);
         msg.on = Some(link.id);
+        if let Some(tag) = msg.tag.clone() {
+            let held_already = msg.holder.as_ref() == Some(&name);
+            msg.holder = Some(std::sync::Arc::clone(&name));
+            self.record_sent(&tag, &name, held_already);
+        }
+    }
+
+    /// Parked message `id` waited its time: if it waited for the datanode
+    /// that may hold it, it goes to another one now (counted), and `true`.
+    pub(super) fn abandon_holder(&mut self, id: MsgId, now: Instant) -> bool {
+        let Some(msg) = self.pending.get_mut(id) else {
+            return false;
+        };
+        let Some(holder) = msg.holder.take() else {
+            return false;
+        };
+        self.abandoned += 1;
+        tracing::warn!(
+            %holder,
+            waited = ?self.config.unavailable_timeout,
+            "a datanode that may hold a tagged message stayed away; storing it elsewhere \
+             (it may now be in two data.txt files)"
+        );
+        self.dispatch(id, now, now + self.config.unavailable_timeout);
+        true
     }
 
     /// Places the parked messages again (a datanode became active).
@@ -90,7 +144,14 @@ impl<T> Router<T> {
             return;
         };
         let message = std::mem::take(&mut msg.text);
-        self.settle(id, Ok(Stored { node, message }));
+        self.settle(
+            id,
+            Ok(Stored {
+                node,
+                message,
+                again: false,
+            }),
+        );
     }
 
     /// `link` refused message `id` with `err`: try another datanode.
@@ -106,8 +167,23 @@ impl<T> Router<T> {
         }
     }
 
-    /// Records the outcome of message `id`; emits its batch when complete.
+    /// Records the outcome of message `id`, and of the copies of it that
+    /// waited for it (see dedupe.rs); emits each batch when complete.
     pub(super) fn settle(&mut self, id: MsgId, outcome: Outcome) {
+        let tag = self.pending.get_mut(id).and_then(|msg| msg.tag.take());
+        let Some(tag) = tag else {
+            return self.settle_one(id, outcome);
+        };
+        let copies = self.remember(&tag, &outcome);
+        let copy = super::dedupe::for_copy(&outcome);
+        self.settle_one(id, outcome);
+        for waiter in copies {
+            self.settle_one(waiter, copy.clone());
+        }
+    }
+
+    /// Records the outcome of message `id` alone.
+    pub(super) fn settle_one(&mut self, id: MsgId, outcome: Outcome) {
         let Some((token, outcomes)) = self.pending.settle(id, outcome) else {
             return;
         };
@@ -162,7 +238,12 @@ impl<T> Router<T> {
             if msg.on == Some(link) {
                 msg.on = None;
                 moved += 1;
-                self.dispatch(id, now, deadline);
+                if msg.holder.is_some() {
+                    // It may be written there: wait for that datanode.
+                    self.pending.park(id, deadline);
+                } else {
+                    self.dispatch(id, now, deadline);
+                }
             }
         }
         moved

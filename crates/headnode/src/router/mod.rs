@@ -66,6 +66,7 @@
 //! answered `ERR SHUTTING_DOWN` too. Links are closed as soon as no batch is
 //! pending, or when the grace ends.
 
+mod dedupe;
 mod dispatch;
 mod heartbeat;
 mod links;
@@ -84,7 +85,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use protocol::{command::is_valid_name, ErrorCode, ErrorReply, LinkReply};
+use protocol::{command::is_valid_name, ErrorCode, ErrorReply, LinkReply, Tag};
 
 use crate::placement::{Candidate, Placement, Policy};
 use heartbeat::Heartbeat;
@@ -161,6 +162,9 @@ pub struct Stored {
     pub node: Arc<str>,
     /// The message itself, handed back for the sentences.
     pub message: String,
+    /// Whether this answers a copy of a tagged message confirmed before:
+    /// it was not stored again and gets no new line in registro_server.txt.
+    pub again: bool,
 }
 
 /// What became of one message.
@@ -228,6 +232,10 @@ pub struct Router<T> {
     actions: Vec<Action<T>>,
     /// Reused by every placement, to spare an allocation per message.
     candidates: Vec<Candidate>,
+    /// The message ids of tagged messages (see `dedupe.rs`).
+    seen: dedupe::Tagged,
+    /// Tagged messages whose holder stayed away, placed elsewhere.
+    abandoned: u64,
 }
 
 impl<T> Router<T> {
@@ -249,7 +257,16 @@ impl<T> Router<T> {
             stopping: None,
             actions: Vec::new(),
             candidates: Vec::new(),
+            seen: dedupe::Tagged::default(),
+            abandoned: 0,
         }
+    }
+
+    /// Tagged messages placed on another datanode after the one that may
+    /// hold them stayed away for `unavailable_timeout`: each may be in two
+    /// `data.txt` files (see `dedupe.rs`).
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
     }
 
     /// The actions decided since the last call, in order.
@@ -439,6 +456,19 @@ impl<T> Router<T> {
     /// A client session submits `messages`; `token` comes back with their
     /// outcomes in one [`Action::Done`].
     pub fn submit(&mut self, token: T, messages: Vec<String>, now: Instant) {
+        self.submit_tagged(token, messages, Vec::new(), now);
+    }
+
+    /// [`Router::submit`] of a batch in which `tags[i]`, if any, is the tag
+    /// of message `i` (`tags` may be shorter than `messages`, or empty):
+    /// each tagged id is stored once (see `dedupe.rs`).
+    pub fn submit_tagged(
+        &mut self,
+        token: T,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+        now: Instant,
+    ) {
         if messages.is_empty() {
             self.actions.push(Action::Done {
                 token,
@@ -453,7 +483,26 @@ impl<T> Router<T> {
         }
         let deadline = now + self.config.unavailable_timeout;
         let ids: Vec<_> = self.pending.add(token, messages).collect();
+        let mut tags = tags.into_iter();
         for id in ids {
+            if let Some(tag) = tags.next().flatten() {
+                let Some(msg) = self.pending.get_mut(id) else {
+                    continue;
+                };
+                let text = std::mem::take(&mut msg.text);
+                let admit = self.admit(id, &tag, &text, now);
+                let Some(msg) = self.pending.get_mut(id) else {
+                    continue;
+                };
+                msg.text = text;
+                match admit {
+                    dedupe::Admit::Handled => continue,
+                    dedupe::Admit::Place(holder) => {
+                        msg.tag = Some(tag);
+                        msg.holder = holder;
+                    }
+                }
+            }
             self.dispatch(id, now, deadline);
         }
     }
@@ -488,6 +537,9 @@ impl<T> Router<T> {
             }
         }
         while let Some(id) = self.pending.next_expired(now) {
+            if self.abandon_holder(id, now) {
+                continue;
+            }
             let err = ErrorReply::new(
                 ErrorCode::Unavailable,
                 format!(

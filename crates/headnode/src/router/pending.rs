@@ -16,9 +16,9 @@
 //! deadline, in the order it was parked; the router places it when a
 //! datanode becomes active, or answers it `ERR UNAVAILABLE` at the deadline.
 
-use std::{collections::VecDeque, time::Instant};
+use std::{collections::VecDeque, sync::Arc, time::Instant};
 
-use protocol::{sentences, ErrorReply};
+use protocol::{sentences, ErrorReply, Tag};
 
 use super::{LinkId, Outcome};
 use crate::idmap::IdMap;
@@ -39,6 +39,12 @@ pub(super) struct Msg {
     /// Links that answered `ERR` to it.
     pub refused: Vec<LinkId>,
     pub last_error: Option<ErrorReply>,
+    /// Its tag, if it is the copy of a tagged message that is placed (a
+    /// copy sent again meanwhile waits for it instead).
+    pub tag: Option<Tag>,
+    /// The datanode that may hold it, once a tagged message was sent (see
+    /// `dedupe.rs`).
+    pub holder: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -93,6 +99,8 @@ impl<T> Pending<T> {
                     on: None,
                     refused: Vec::new(),
                     last_error: None,
+                    tag: None,
+                    holder: None,
                 })
             })
             .collect();

@@ -8,7 +8,9 @@ pub use std::{
 };
 
 pub use bytes::BytesMut;
-pub use protocol::{sentences, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request};
+pub use protocol::{
+    sentences, ClientId, ErrorCode, ErrorReply, Frame, FrameCodec, Reply, Request, Tag,
+};
 pub use rand::{rngs::StdRng, SeedableRng};
 use tokio_util::codec::Decoder;
 
@@ -35,6 +37,9 @@ pub struct Sim {
     pub reports: Vec<Vec<(String, bool)>>,
     /// The multicast probes sent, oldest first.
     pub probes: Vec<Probe>,
+    /// The ids each datanode holds (`STOREID`s it wrote): a datanode that
+    /// is sent an id again confirms without writing it again.
+    pub ids: BTreeMap<String, Vec<(String, u64)>>,
 }
 
 impl Sim {
@@ -65,6 +70,7 @@ impl Sim {
             closed: Vec::new(),
             reports: Vec::new(),
             probes: Vec::new(),
+            ids: BTreeMap::new(),
         }
     }
 
@@ -135,6 +141,31 @@ impl Sim {
         self.collect();
     }
 
+    /// Submits tagged messages `(seq, acked, text)` of client `client`.
+    pub fn submit_tagged(&mut self, token: u32, client: &str, messages: &[(u64, u64, &str)]) {
+        let tags = messages
+            .iter()
+            .map(|&(seq, acked, _)| {
+                Some(Tag {
+                    client: ClientId::new(client).unwrap(),
+                    seq,
+                    acked,
+                })
+            })
+            .collect();
+        let texts = messages.iter().map(|m| m.2.to_string()).collect();
+        self.router.submit_tagged(token, texts, tags, self.now);
+        self.collect();
+    }
+
+    /// Copies of `message` over every datanode's store.
+    pub fn copies(&self, message: &str) -> usize {
+        self.stored
+            .values()
+            .map(|m| m.iter().filter(|m| *m == message).count())
+            .sum()
+    }
+
     /// Datanode on `link` answers its `n` oldest requests (all if None).
     pub fn serve(&mut self, link: u64, n: Option<usize>) {
         let link = LinkId(link);
@@ -147,6 +178,16 @@ impl Sim {
                 Request::Store(message) => {
                     let sentence = sentences::datanode_stored(&name, &message);
                     self.stored.entry(name.clone()).or_default().push(message);
+                    Reply::Ok(sentence)
+                }
+                Request::StoreTagged(tag, message) => {
+                    let sentence = sentences::datanode_stored(&name, &message);
+                    let id = (tag.client.to_string(), tag.seq);
+                    let held = self.ids.entry(name.clone()).or_default();
+                    if !held.contains(&id) {
+                        held.push(id);
+                        self.stored.entry(name.clone()).or_default().push(message);
+                    }
                     Reply::Ok(sentence)
                 }
                 Request::Ping => Reply::Pong,
@@ -203,7 +244,9 @@ impl Sim {
 
     pub fn stores_owed(&self, link: u64) -> usize {
         self.inbox.get(&LinkId(link)).map_or(0, |q| {
-            q.iter().filter(|r| matches!(r, Request::Store(_))).count()
+            q.iter()
+                .filter(|r| matches!(r, Request::Store(_) | Request::StoreTagged(..)))
+                .count()
         })
     }
 

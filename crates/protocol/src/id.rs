@@ -1,0 +1,202 @@
+//! Message ids: what makes a resent message recognisable.
+//!
+//! A client that wants exactly-once delivery tags each message with a
+//! [`Tag`]: its client id, the message's sequence number, and how far it
+//! has every answer. On the wire (`docs/PROTOCOL.md`, section 2):
+//!
+//! ```text
+//! SENDID <client> <seq> <acked> <message>     client -> server or headnode
+//! STOREID <client> <seq> <acked> <message>    headnode -> datanode
+//! ```
+//!
+//! - `<client>`: 1 to 64 bytes from `A-Z a-z 0-9 . _ -` (the alphabet of
+//!   datanode names); the project's client draws 16 random hex digits.
+//! - `<seq>`: the message's number, decimal, from 1, one more per message
+//!   of that client. A message sent again keeps its number.
+//! - `<acked>`: every message of this client numbered `acked` or less has
+//!   had its answer recorded by the client, which will never send them
+//!   again; 0 before any. Smaller than `<seq>`. It is what lets a node
+//!   forget: what it keeps per client is the answers numbered above the
+//!   highest `acked` it has seen, the client's window in flight.
+//!
+//! The id of a message is `(client, seq)`; the headnode passes the client's
+//! tag on to the datanode unchanged, so the same id names the message on
+//! every node (a later replication can ask datanodes for it by that id).
+
+use std::{fmt, sync::Arc};
+
+use bytes::{BufMut, BytesMut};
+
+use crate::{command::is_valid_name, ErrorCode, ErrorReply};
+
+/// Verb of a tagged client message.
+pub const SEND_TAGGED: &str = "SENDID";
+/// Verb of a tagged datanode store.
+pub const STORE_TAGGED: &str = "STOREID";
+
+/// Messages beyond a client's `acked` that a node accepts at once: a
+/// client with more in flight is refused (`BAD_ARGUMENT`), which bounds
+/// what a node keeps per client.
+pub const MAX_WINDOW: u64 = 65_536;
+
+/// A client id: 1 to 64 bytes from `A-Z a-z 0-9 . _ -`. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(Arc<str>);
+
+impl ClientId {
+    /// The id in `text`, if it is one.
+    pub fn new(text: &str) -> Option<ClientId> {
+        is_valid_name(text).then(|| ClientId(text.into()))
+    }
+
+    /// The id as written on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The tag of one message: whose, which, and how far its client has every
+/// answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag {
+    /// The client that numbered it.
+    pub client: ClientId,
+    /// Its number, from 1.
+    pub seq: u64,
+    /// Every message of the client up to this number is answered, for good.
+    pub acked: u64,
+}
+
+impl Tag {
+    /// Parses `<client> <seq> <acked> <message>`: the tag and the message.
+    pub fn parse_argument(argument: Option<&str>) -> Result<(Tag, &str), ErrorReply> {
+        let bad = |why: &str| {
+            ErrorReply::new(
+                ErrorCode::BadArgument,
+                format!("a tagged message is <client> <seq> <acked> <message>: {why}"),
+            )
+        };
+        let mut parts = argument.unwrap_or("").splitn(4, ' ');
+        let client = parts.next().unwrap_or("");
+        let client = ClientId::new(client)
+            .ok_or_else(|| bad("the client id is 1 to 64 characters from A-Z a-z 0-9 . _ -"))?;
+        let seq = parts.next().and_then(number).filter(|&seq| seq >= 1);
+        let seq = seq.ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
+        let acked = parts.next().and_then(number).filter(|&acked| acked < seq);
+        let acked =
+            acked.ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
+        if seq - acked > MAX_WINDOW {
+            return Err(bad(&format!(
+                "at most {MAX_WINDOW} messages may be unacknowledged"
+            )));
+        }
+        let message = parts.next().filter(|m| !m.trim().is_empty());
+        let message = message
+            .ok_or_else(|| ErrorReply::new(ErrorCode::EmptyMessage, "the message is empty"))?;
+        Ok((Tag { client, seq, acked }, message))
+    }
+
+    /// Appends `<client> <seq> <acked> ` (with the trailing space) to `dst`.
+    pub fn write_prefix(&self, dst: &mut BytesMut) {
+        dst.put_slice(self.client.as_str().as_bytes());
+        dst.put_u8(b' ');
+        put_number(dst, self.seq);
+        dst.put_u8(b' ');
+        put_number(dst, self.acked);
+        dst.put_u8(b' ');
+    }
+}
+
+impl fmt::Display for Tag {
+    /// `<client>:<seq>`, the message id, for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.client, self.seq)
+    }
+}
+
+/// A decimal number as the protocol writes them: ASCII digits only, no
+/// sign, at most 20 digits.
+fn number(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn put_number(dst: &mut BytesMut, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    dst.put_slice(&digits[at..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Tag, &str), ErrorCode> {
+        Tag::parse_argument(Some(text)).map_err(|err| err.code)
+    }
+
+    #[test]
+    fn a_tag_round_trips() {
+        let (tag, message) = parse("c0ffee 12 9 Hola mundo").unwrap();
+        assert_eq!((tag.client.as_str(), tag.seq, tag.acked), ("c0ffee", 12, 9));
+        assert_eq!(message, "Hola mundo");
+        let mut out = BytesMut::new();
+        tag.write_prefix(&mut out);
+        assert_eq!(&out[..], b"c0ffee 12 9 ");
+        assert_eq!(tag.to_string(), "c0ffee:12");
+        let (_, spaced) = parse("c 1 0  two  spaces ").unwrap();
+        assert_eq!(spaced, " two  spaces ", "the message is verbatim");
+    }
+
+    #[test]
+    fn bad_tags_are_refused_with_their_codes() {
+        for text in [
+            "",
+            "c",
+            "c 1",
+            "bad/id 1 0 m",
+            "c 0 0 m",
+            "c 1 1 m",
+            "c 5 7 m",
+            "c +1 0 m",
+            "c -1 0 m",
+            "c 1 x m",
+            "c 99999999999999999999999 0 m",
+            "c 70000 1 m",
+        ] {
+            assert_eq!(parse(text), Err(ErrorCode::BadArgument), "{text:?}");
+        }
+        assert_eq!(parse("c 1 0"), Err(ErrorCode::EmptyMessage));
+        assert_eq!(parse("c 1 0  "), Err(ErrorCode::EmptyMessage));
+        assert_eq!(
+            Tag::parse_argument(None).map_err(|e| e.code),
+            Err(ErrorCode::BadArgument)
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 1, 9, 10, 12345, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_number(&mut out, n);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), n.to_string());
+        }
+    }
+}
