@@ -25,7 +25,8 @@
 #   BENCH_N3=300000          messages, figure 3 (the same with fsync always)
 #   BENCH_N4=1000000         messages, figure 4 (headnode and 3 datanodes)
 #   BENCH_IDLE=1000          idle connections, figure 5
-#   BENCH_FIGURES="0 1 2 3 4 5"  which figures to measure (0, the generator's
+#   BENCH_IDLE_SECONDS=10    how long figure 6 watches idle nodes' CPU
+#   BENCH_FIGURES="0 1 2 3 4 5 6"  which figures to measure (0, the generator's
 #                            ceiling against a trivial sink, only in full mode;
 #                            1 measures figure 1, pinned, and 1u, unpinned)
 #   BENCH_PIN_CPU=0          the CPU that figure 1 pins each client-server pair
@@ -64,6 +65,7 @@ if [[ $MODE == smoke ]]; then
     N3=${BENCH_N3:-1600}
     N4=${BENCH_N4:-4000}
     IDLE=${BENCH_IDLE:-50}
+    IDLE_SECONDS=${BENCH_IDLE_SECONDS:-1}
     PROFILE=${BENCH_PROFILE:-debug}
 else
     RUNS=${BENCH_RUNS:-3}
@@ -72,10 +74,11 @@ else
     N3=${BENCH_N3:-300000}
     N4=${BENCH_N4:-1000000}
     IDLE=${BENCH_IDLE:-1000}
+    IDLE_SECONDS=${BENCH_IDLE_SECONDS:-10}
     PROFILE=${BENCH_PROFILE:-release}
 fi
 MEMORY_LIMIT_MIB=50
-FIGURES=" ${BENCH_FIGURES:-0 1 2 3 4 5} "
+FIGURES=" ${BENCH_FIGURES:-0 1 2 3 4 5 6} "
 want() { [[ $FIGURES == *" $1 "* ]]; }
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -135,8 +138,8 @@ cargo build "${PROFILE_FLAG[@]}" --workspace --locked --bins --quiet
 cargo build "${PROFILE_FLAG[@]}" -p loadgen --example sink --example floor --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/$PROFILE"
 need=(loadgen)
-if want 1 || want 2 || want 3 || want 5; then need+=(server); fi
-if want 4; then need+=(headnode datanode); fi
+if want 1 || want 2 || want 3 || want 5 || want 6; then need+=(server); fi
+if want 4 || want 6; then need+=(headnode datanode); fi
 for bin in "${need[@]}"; do
     [[ -x $BIN/$bin ]] || die "$BIN/$bin was not built"
 done
@@ -541,6 +544,40 @@ if want 5; then
     rss_mib=$(awk -v k="${rss_kib:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
     line "5 server RSS, $IDLE idle connections" "$rss_mib MiB" "limit $MEMORY_LIMIT_MIB MiB" - \
         "$(ratio "$rss_mib" "$MEMORY_LIMIT_MIB")" - "<=1.0"
+fi
+
+# 6. Idle CPU: a server holding one idle connection (after a message, so
+# its session has run), and a headnode with three datanodes (heartbeats
+# every 5 s), each left alone for IDLE_SECONDS; the busiest process's share
+# of one core. Nothing may spin while there is nothing to do.
+if want 6; then
+    start_server fig6 never
+    server_pid=$PID
+    "$BIN/loadgen" --connect "$ADDR" --messages 1 >/dev/null 2>>"$WORK/loadgen.log" ||
+        fail "figure 6"
+    # An idle connection held open for the whole watch (by this shell),
+    # after one PING.
+    exec 7<>"/dev/tcp/${ADDR%:*}/${ADDR##*:}"
+    printf '\x00\x00\x00\x04PING' >&7
+    start_cluster fig6 never
+    idle_pids=("$server_pid" "${CLUSTER_PIDS[@]}")
+    declare -A idle_before=()
+    for pid in "${idle_pids[@]}"; do idle_before[$pid]=$(cpu_ticks "$pid"); done
+    sleep "$IDLE_SECONDS"
+    idle_worst=0
+    idle_each=()
+    for pid in "${idle_pids[@]}"; do
+        used=$(awk -v a="$(cpu_ticks "$pid")" -v b="${idle_before[$pid]}" -v s="$IDLE_SECONDS" \
+            'BEGIN { printf "%.2f", (a - b) / s }')
+        idle_each+=("$used")
+        idle_worst=$(awk -v a="$used" -v b="$idle_worst" 'BEGIN { print (a > b) ? a : b }')
+    done
+    say "figure 6: % of a core over $IDLE_SECONDS s: server, headnode, datanodes: ${idle_each[*]}"
+    exec 7>&-
+    stop "$server_pid"
+    for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
+    line "6 idle CPU, busiest node ($IDLE_SECONDS s)" "$idle_worst % core" "limit 1 % core" - \
+        "$(ratio "$idle_worst" 1)" - "<=1.0"
 fi
 
 if [[ -s $WORK/failed ]]; then
