@@ -15,9 +15,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// An empty batch.
-    pub fn new() -> Self {
-        Record::default()
+    /// An empty batch (`const`, so a reused buffer can live in a
+    /// `thread_local!` with no lazy initialisation).
+    pub const fn new() -> Self {
+        Record {
+            buf: String::new(),
+            lines: 0,
+        }
     }
 
     /// Adds `<left> -> <text>\n`, escaping `text`. `left` (an address or a
@@ -58,6 +62,12 @@ impl Record {
     /// Whether the batch holds no line.
     pub fn is_empty(&self) -> bool {
         self.lines == 0
+    }
+
+    /// Bytes the buffer holds without growing: what a reused `Record`
+    /// keeps allocated.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Empties the batch, keeping its buffer.

@@ -5,6 +5,8 @@ use std::num::NonZeroUsize;
 use clap::{builder::BoolishValueParser, Parser};
 use protocol::{DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 
+use crate::wire::Protocol;
+
 /// Default size of a message, in bytes.
 pub const DEFAULT_SIZE: usize = 32;
 
@@ -31,13 +33,21 @@ pub struct Config {
     #[arg(long, env = "LOADGEN_MESSAGES", default_value = "100000")]
     pub messages: u64,
 
-    /// Size of each message in bytes; the request is `SEND <message>`.
+    /// The protocol spoken: `frames`, ours (`SEND <message>`, to a server
+    /// or headnode), or `resp`, Redis's (`RPUSH mylist <message>`, to a
+    /// redis-server), so that both sides of a comparison are measured by
+    /// the same generator.
+    #[arg(long, env = "LOADGEN_PROTOCOL", value_enum, default_value_t = Protocol::Frames)]
+    pub protocol: Protocol,
+
+    /// Size of each message in bytes.
     #[arg(long, env = "LOADGEN_SIZE", default_value_t = DEFAULT_SIZE,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub size: usize,
 
-    /// Largest reply frame accepted, in bytes. Replies quote the message, so
-    /// this allows for the sentence around it.
+    /// Largest reply frame (or, with `--protocol resp`, reply line)
+    /// accepted, in bytes. Replies quote the message, so this allows for
+    /// the sentence around it.
     #[arg(long, env = "LOADGEN_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME + ENVELOPE_ALLOWANCE)]
     pub max_frame: usize,
 
@@ -69,14 +79,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The request every connection sends, as one encoded frame.
-    pub fn request_frame(&self) -> bytes::Bytes {
-        let mut payload = Vec::with_capacity(5 + self.size);
-        payload.extend_from_slice(b"SEND ");
-        payload.extend(std::iter::repeat_n(b'x', self.size));
-        let mut frame = bytes::BytesMut::new();
-        protocol::encode_frame(&payload, &mut frame).expect("a message under 4 GiB");
-        frame.freeze()
+    /// The request every connection sends, encoded once in `--protocol`.
+    pub fn request(&self) -> bytes::Bytes {
+        self.protocol.request(self.size)
     }
 
     /// How many of the messages connection `index` sends: an even share,
@@ -109,6 +114,7 @@ mod tests {
         assert!(config.idle_connections.is_none());
         assert!(config.cpu_pids.is_empty());
         assert!(!config.json);
+        assert_eq!(config.protocol, Protocol::Frames);
     }
 
     #[test]
@@ -135,6 +141,8 @@ mod tests {
             "--threads",
             "2",
             "--json",
+            "--protocol",
+            "resp",
         ])
         .unwrap();
         assert_eq!(config.connect, "127.0.0.1:10000");
@@ -148,6 +156,7 @@ mod tests {
         assert_eq!(config.cpu_pids, [7, 8]);
         assert_eq!(config.threads.get(), 2);
         assert!(config.json);
+        assert_eq!(config.protocol, Protocol::Resp);
     }
 
     #[test]
@@ -170,6 +179,6 @@ mod tests {
     #[test]
     fn the_request_is_send_and_a_message_of_the_given_size() {
         let config = parse(&["--size", "3"]).unwrap();
-        assert_eq!(&config.request_frame()[..], b"\x00\x00\x00\x08SEND xxx");
+        assert_eq!(&config.request()[..], b"\x00\x00\x00\x08SEND xxx");
     }
 }

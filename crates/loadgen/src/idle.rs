@@ -9,14 +9,12 @@ use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::BytesMut;
 use futures::future::join_all;
-use protocol::{Frame, FrameCodec};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_util::codec::Decoder;
 
-use crate::{config::Config, proc, stats::rss_kib, Error, IdleReport};
+use crate::{config::Config, proc, stats::rss_kib, wire::Protocol, Error, IdleReport};
 
 /// Connections opened concurrently.
 const CHUNK: usize = 200;
@@ -36,7 +34,7 @@ pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> Result<Idl
     while left > 0 {
         let chunk = left.min(CHUNK);
         left -= chunk;
-        for result in join_all((0..chunk).map(|_| ping(addr, config.max_frame))).await {
+        for result in join_all((0..chunk).map(|_| ping(addr, config.protocol))).await {
             match result {
                 Ok(stream) => open.push(stream),
                 Err(err) => {
@@ -64,26 +62,24 @@ pub async fn hold(config: &Config, addr: SocketAddr, count: usize) -> Result<Idl
 }
 
 /// Connects, sends `PING`, and waits for `PONG`.
-async fn ping(addr: SocketAddr, max_frame: usize) -> io::Result<TcpStream> {
+async fn ping(addr: SocketAddr, protocol: Protocol) -> io::Result<TcpStream> {
+    let (ping, pong) = protocol.ping();
     tokio::time::timeout(PING_TIMEOUT, async {
         let mut stream = crate::connect(addr).await?;
-        stream.write_all(b"\x00\x00\x00\x04PING").await?;
-        let mut codec = FrameCodec::new(max_frame);
+        stream.write_all(ping).await?;
         let mut buf = BytesMut::with_capacity(64);
-        loop {
+        while buf.len() < pong.len() {
             if stream.read_buf(&mut buf).await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            match codec.decode(&mut buf).map_err(io::Error::other)? {
-                Some(Frame::Data(reply)) if &reply[..] == b"PONG" => return Ok(stream),
-                Some(other) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("expected PONG, got {other:?}"),
-                    ))
-                }
-                None => continue,
-            }
+        }
+        if &buf[..] == pong {
+            Ok(stream)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("expected PONG, got {:?}", String::from_utf8_lossy(&buf)),
+            ))
         }
     })
     .await

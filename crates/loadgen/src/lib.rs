@@ -14,16 +14,19 @@
 //! - **errors**: `ERR` replies by code, replies that are neither `OK` nor
 //!   `ERR`, and lost connections with the requests they left unanswered.
 //!
+//! With `--protocol resp` the same load is `RPUSH` commands in Redis's
+//! protocol, so that Redis is measured by the same generator as our nodes
+//! ([`wire`]).
+//!
 //! With `--idle-connections N` it instead opens N connections, waits until
 //! each has answered a `PING` (so the node has accepted it and is serving
 //! it), and reports the resident memory of `--rss-pid`.
 //!
 //! # Keeping out of the way
 //!
-//! The request frame is encoded once and copied; a window of requests goes
-//! out in one `write(2)`; replies are decoded in place with
-//! [`protocol::FrameCodec`] and classified by their first bytes, without
-//! allocating; latencies go into a per-connection HDR histogram. By default
+//! The request is encoded once and copied; a window of requests goes
+//! out in one `write(2)`; replies are decoded in place
+//! ([`wire::Replies`]) and classified by their first bytes; latencies go into a per-connection HDR histogram. By default
 //! the generator runs on one thread (as redis-benchmark does), leaving the
 //! other cores to the node under test. See `docs/PERFORMANCE.md` for its
 //! ceiling, measured against a trivial sink (`examples/sink.rs`).
@@ -33,6 +36,7 @@ mod error;
 mod idle;
 mod load;
 pub mod stats;
+pub mod wire;
 
 use std::{
     io,
@@ -46,6 +50,7 @@ use tokio::net::TcpStream;
 pub use config::Config;
 pub use error::Error;
 pub use stats::{IdleReport, Latencies, LoadReport};
+pub use wire::Protocol;
 
 /// The result of a run, in either mode.
 #[derive(Debug, Clone)]
@@ -138,7 +143,7 @@ pub(crate) async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 }
 
 async fn load(config: &Config, addr: SocketAddr) -> Result<LoadReport, Error> {
-    let request = config.request_frame();
+    let request = config.request();
     let connections = config.connections.get();
     let streams = join_all((0..connections).map(|_| connect(addr))).await;
     let mut report = LoadReport {
@@ -174,13 +179,28 @@ async fn load(config: &Config, addr: SocketAddr) -> Result<LoadReport, Error> {
     let mut tasks = Vec::with_capacity(connections);
     for (index, stream) in streams.into_iter().enumerate() {
         let share = config.share(index);
+        let replies = config.protocol.replies(config.max_frame);
         match stream {
+            Ok(stream) if connections == 1 && config.pipeline.get() == 1 => {
+                // A plain blocking request-reply loop (see `load`), on a
+                // thread of the pool: the runtime only waits for it.
+                let stream = stream
+                    .into_std()
+                    .map_err(|source| Error::Connect { addr, source })?;
+                stream
+                    .set_nonblocking(false)
+                    .map_err(|source| Error::Connect { addr, source })?;
+                let request = request.clone();
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    load::request_reply(stream, &request, share, replies)
+                }));
+            }
             Ok(stream) => tasks.push(tokio::spawn(load::drive(
                 stream,
                 request.clone(),
                 share,
                 config.pipeline.get(),
-                config.max_frame,
+                replies,
             ))),
             Err(err) => {
                 if report.errors.lost_connections == 0 {
@@ -220,6 +240,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::config::DEFAULT_SIZE;
 
     /// A node that answers `PONG` to `PING`, `ERR STORAGE` to every
     /// `fail_every`-th message and `OK` to the others, and hangs up after
@@ -325,6 +346,86 @@ mod tests {
             report.confirmed + report.errors.unanswered + report.errors.unsent,
             100
         );
+    }
+
+    /// One connection without pipelining takes the blocking loop: the same
+    /// counts as the window of tasks.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn request_reply_counts_errors_and_a_lost_connection_alike() {
+        let addr = fake_node(10, u64::MAX).await;
+        let report = load_report(addr, &["--messages", "100"]).await;
+        assert_eq!(report.confirmed, 90);
+        assert_eq!(report.errors.err_replies["STORAGE"], 10);
+        assert_eq!(report.latencies.len(), 100);
+        let addr = fake_node(u64::MAX, 50).await;
+        let report = load_report(addr, &["--messages", "100"]).await;
+        assert_eq!(report.confirmed, 50);
+        assert_eq!(report.errors.lost_connections, 1);
+        assert_eq!((report.errors.unanswered, report.errors.unsent), (1, 49));
+    }
+
+    /// A node speaking RESP: `:<n>` to each `RPUSH`, `+PONG` to `PING`.
+    async fn fake_redis() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let request = Protocol::Resp.request(DEFAULT_SIZE);
+        let (ping, pong) = Protocol::Resp.ping();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let request = request.clone();
+                tokio::spawn(async move {
+                    let mut inbuf = BytesMut::new();
+                    let mut length = 0u64;
+                    while stream.read_buf(&mut inbuf).await.unwrap_or(0) > 0 {
+                        let mut out = Vec::new();
+                        loop {
+                            if inbuf.starts_with(&request) {
+                                inbuf.advance(request.len());
+                                length += 1;
+                                out.extend_from_slice(format!(":{length}\r\n").as_bytes());
+                            } else if inbuf.starts_with(ping) {
+                                inbuf.advance(ping.len());
+                                out.extend_from_slice(pong);
+                            } else {
+                                break;
+                            }
+                        }
+                        if stream.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resp_rpushes_are_confirmed_by_their_integer_replies() {
+        let addr = fake_redis().await;
+        for pipeline in ["1", "16"] {
+            let args = [
+                "--protocol",
+                "resp",
+                "--connections",
+                "3",
+                "--pipeline",
+                pipeline,
+                "--messages",
+                "1000",
+            ];
+            let report = load_report(addr, &args).await;
+            assert!(report.is_clean(), "{}", report.to_text());
+            assert_eq!(report.confirmed, 1000);
+        }
+        let report = load_report(addr, &["--protocol", "resp", "--messages", "10"]).await;
+        assert!(report.is_clean(), "{}", report.to_text());
+        let args = ["--protocol", "resp", "--idle-connections", "5"];
+        let Outcome::Idle(report) = run_async(&config(addr, &args)).await.unwrap() else {
+            panic!("expected an idle report");
+        };
+        assert!(report.is_clean(), "{}", report.to_text());
     }
 
     #[tokio::test]

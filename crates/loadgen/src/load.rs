@@ -8,22 +8,35 @@
 //! `select!`ed rather than done in turn, so a large window of large messages
 //! cannot deadlock with a node that stops reading while its replies wait.
 //!
+//! One connection without pipelining (figure 1 of `scripts/bench.sh`) is
+//! driven by [`request_reply`] instead: a plain blocking loop, one `write`
+//! and one `read` per request, which is the least a client can do. The
+//! task above would add a `read` that finds nothing, an `epoll_wait` and
+//! the runtime's wake-up to every request: CPU taken, on a pinned run, from
+//! the node being measured, and the same for every node, so it would only
+//! pull every ratio towards 1.
+//!
 //! Timing costs two clock reads per system call, not per request: requests
 //! written together share their send time, replies read together share
 //! their arrival time. Replies come in request order, so a queue of
 //! `(send time, count)` runs matches them up.
 
-use std::{collections::VecDeque, io, time::Instant};
+use std::{
+    collections::VecDeque,
+    io::{self, Read, Write},
+    time::Instant,
+};
 
 use bytes::{Bytes, BytesMut};
-use protocol::{Frame, FrameCodec, FrameError};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_util::codec::Decoder;
 
-use crate::stats::{Errors, Latencies};
+use crate::{
+    stats::{Errors, Latencies},
+    wire::{Answer, Replies},
+};
 
 /// What one connection achieved.
 #[derive(Debug, Default)]
@@ -39,17 +52,16 @@ pub struct ConnectionResult {
 }
 
 /// Sends `share` copies of `request` on `stream`, keeping at most `window`
-/// unanswered, and classifies every reply.
+/// unanswered, and classifies every reply that `replies` reads.
 pub async fn drive(
     mut stream: TcpStream,
     request: Bytes,
     share: u64,
     window: usize,
-    max_frame: usize,
+    mut replies: Replies,
 ) -> ConnectionResult {
     let mut result = ConnectionResult::default();
     let (mut rd, mut wr) = stream.split();
-    let mut codec = FrameCodec::new(max_frame);
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(request.len() * window);
     let mut written = 0usize;
@@ -91,14 +103,10 @@ pub async fn drive(
                     // record them as one histogram entry.
                     let mut same: Option<(Instant, u64)> = None;
                     loop {
-                        let frame = match codec.decode(&mut inbuf) {
-                            Ok(Some(frame)) => frame,
+                        let answer = match replies.next(&mut inbuf) {
+                            Ok(Some(answer)) => answer,
                             Ok(None) => break,
-                            Err(FrameError::Io(err)) => { lost = Some(err); break; }
-                            Err(err @ FrameError::FramingLost { .. }) => {
-                                lost = Some(io::Error::new(io::ErrorKind::InvalidData, err.to_string()));
-                                break;
-                            }
+                            Err(err) => { lost = Some(err); break; }
                         };
                         let Some(run) = runs.front_mut() else {
                             // A reply nobody asked for: the stream is out of step.
@@ -120,12 +128,10 @@ pub async fn drive(
                         }
                         in_flight -= 1;
                         answered += 1;
-                        match frame {
-                            Frame::Data(payload) if payload.starts_with(b"OK") => result.confirmed += 1,
-                            Frame::Data(payload) if payload.starts_with(b"ERR ") => {
-                                result.errors.count_err_reply(&payload);
-                            }
-                            _ => result.errors.bad_replies += 1,
+                        match answer {
+                            Answer::Confirmed => result.confirmed += 1,
+                            Answer::Refused(code) => result.errors.count_refused(&code),
+                            Answer::Unexpected => result.errors.bad_replies += 1,
                         }
                     }
                     if let Some((sent, count)) = same {
@@ -145,5 +151,72 @@ pub async fn drive(
         }
     }
     let _ = wr.shutdown().await;
+    result
+}
+
+/// Sends `share` copies of `request` on `stream` one at a time, each after
+/// the previous one's reply, with blocking system calls; classifies every
+/// reply like [`drive`].
+///
+/// Only for a window of one: with more in flight, two blocking writers (this
+/// loop and the node answering it) could wait on each other's full buffers.
+pub fn request_reply(
+    mut stream: std::net::TcpStream,
+    request: &[u8],
+    share: u64,
+    mut replies: Replies,
+) -> ConnectionResult {
+    let mut result = ConnectionResult::default();
+    let mut inbuf = BytesMut::with_capacity(4096);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut in_flight = 0;
+    let lost = 'requests: loop {
+        if result.sent == share {
+            break None;
+        }
+        let sent = Instant::now();
+        if let Err(err) = stream.write_all(request) {
+            break Some(err);
+        }
+        result.sent += 1;
+        in_flight = 1;
+        let answer = loop {
+            match replies.next(&mut inbuf) {
+                Ok(Some(answer)) => break answer,
+                Ok(None) => {}
+                Err(err) => break 'requests Some(err),
+            }
+            // Read into a plain buffer and copy the few bytes of a reply:
+            // safe Rust cannot read into a `BytesMut`'s spare capacity.
+            match stream.read(&mut chunk) {
+                Ok(0) => break 'requests Some(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => break 'requests Some(err),
+            }
+        };
+        result.latencies.record(sent.elapsed());
+        in_flight = 0;
+        match answer {
+            Answer::Confirmed => result.confirmed += 1,
+            Answer::Refused(code) => result.errors.count_refused(&code),
+            Answer::Unexpected => result.errors.bad_replies += 1,
+        }
+        if !inbuf.is_empty() {
+            // Bytes beyond the one reply owed: the stream is out of step.
+            result.errors.bad_replies += 1;
+            break Some(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a reply nobody asked for",
+            ));
+        }
+    };
+    if let Some(err) = lost {
+        tracing::debug!(%err, in_flight, "connection lost");
+        result.errors.lost_connections += 1;
+        result.errors.unanswered += in_flight;
+        result.errors.unsent += share - result.sent;
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
     result
 }

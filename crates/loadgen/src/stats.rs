@@ -121,8 +121,14 @@ impl Errors {
         let code = payload
             .strip_prefix(b"ERR ")
             .and_then(|rest| rest.split(|&b| b == b' ').next())
-            .map(|code| String::from_utf8_lossy(code).into_owned())
             .unwrap_or_default();
+        self.count_refused(code);
+    }
+
+    /// Counts a refusal whose error code is `code` (`STORAGE`, or Redis's
+    /// `ERR`, `WRONGTYPE`, ...).
+    pub fn count_refused(&mut self, code: &[u8]) {
+        let code = String::from_utf8_lossy(code).into_owned();
         *self.err_replies.entry(code).or_default() += 1;
     }
 }

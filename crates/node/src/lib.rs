@@ -3,6 +3,9 @@
 //! - [`session`]: the loop that answers a peer's pipelined requests in order,
 //!   batching the messages that arrive together into one call of a
 //!   [`MessageStore`] (one write to the log file for the whole batch).
+//! - [`eager`]: a connection's halves that read the next request right
+//!   after a reply is written, saving a one-request-at-a-time peer an
+//!   `epoll_wait` per request.
 //! - [`watchdog`]: the bounds on a frame left unfinished and on an idle
 //!   connection, against peers that hold connections without using them.
 //! - [`listener`]: the accept loop, with a connection cap, back-off on accept
@@ -25,6 +28,7 @@
 
 pub mod args;
 pub mod dial;
+pub mod eager;
 mod error;
 pub mod listener;
 pub mod multicast;

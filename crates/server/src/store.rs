@@ -57,6 +57,29 @@ pub fn sender(peer: SocketAddr) -> String {
     SocketAddr::new(peer.ip().to_canonical(), peer.port()).to_string()
 }
 
+/// What [`LogStore::store`] keeps between calls on one thread: the lines
+/// of a batch are built in one reused buffer (it is written before `store`
+/// returns), and the last sender's `IP:PORT` text is kept, since a
+/// session's batches all come from one peer. Without it, every batch cost
+/// a formatted address and a line buffer grown from empty: two allocations
+/// and a `fmt` call even for a batch of one (figure 1 of
+/// docs/PERFORMANCE.md).
+struct Scratch {
+    peer: Option<SocketAddr>,
+    left: String,
+    record: Record,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { peer: None, left: String::new(), record: Record::new() })
+    };
+}
+
+/// A reused line buffer bigger than this is dropped after its batch, so
+/// that one huge batch does not pin its memory for the thread's life.
+const SCRATCH_KEEP: usize = 1 << 20;
+
 impl MessageStore for LogStore {
     fn store_tagged(
         &self,
@@ -71,12 +94,23 @@ impl MessageStore for LogStore {
     }
 
     fn store(&self, peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
-        let left = sender(peer);
-        let mut record = Record::new();
-        for message in &messages {
-            record.push(&left, message);
-        }
-        let written = self.journal.write(record.as_bytes());
+        let written = SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            if scratch.peer != Some(peer) {
+                scratch.left = sender(peer);
+                scratch.peer = Some(peer);
+            }
+            let record = &mut scratch.record;
+            record.clear();
+            for message in &messages {
+                record.push(&scratch.left, message);
+            }
+            let written = self.journal.write(record.as_bytes());
+            if record.capacity() > SCRATCH_KEEP {
+                *record = Record::new();
+            }
+            written
+        });
         async move {
             let result = match written {
                 Ok(written) => written.durable().await,
@@ -158,6 +192,24 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "127.0.0.1:1 -> first\n127.0.0.1:1 -> second\n"
+        );
+    }
+
+    /// The reused sender text follows the peer: batches of two clients
+    /// interleaved on one thread each carry their own address.
+    #[tokio::test]
+    async fn interleaved_peers_each_get_their_own_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.txt");
+        let store = LogStore::new(Journal::open(&path, Durability::Never).unwrap());
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        for (peer, message) in [(a, "a1"), (b, "b1"), (b, "b2"), (a, "a2")] {
+            store.store(peer, vec![message.into()]).await;
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "127.0.0.1:1 -> a1\n127.0.0.1:2 -> b1\n127.0.0.1:2 -> b2\n127.0.0.1:1 -> a2\n"
         );
     }
 

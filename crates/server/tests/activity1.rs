@@ -558,7 +558,11 @@ fn the_exit_status_says_whether_everything_was_confirmed() {
     let server = start_server(dir.path(), &["--max-frame", "16"]);
     let answers = dir.path().join("respuestas.txt");
     // Plain SENDs: a tag would take frame room too.
-    let run = client(&server, &answers, &["--count", "40", "--seed", "5", "--plain"]);
+    let run = client(
+        &server,
+        &answers,
+        &["--count", "40", "--seed", "5", "--plain"],
+    );
     assert!(!run.status.success(), "errors must fail the run");
     let summary = run.stdout.lines().last().unwrap();
     assert!(summary.starts_with("sent 41, confirmed "), "{summary}");
