@@ -87,7 +87,8 @@ mkdir -p "$logs"/activity1/{server,client} "$logs"/activity2/{headnode,client,da
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Published on loopback only, on free ports, so that nothing else collides.
 SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
-export SERVER_PORT HEADNODE_PORT
+SERVER_HTTP_PORT=127.0.0.1:$(free_port) HEADNODE_HTTP_PORT=127.0.0.1:$(free_port)
+export SERVER_PORT HEADNODE_PORT SERVER_HTTP_PORT HEADNODE_HTTP_PORT
 
 projects=()
 run_id="inf343ct$$"
@@ -261,6 +262,12 @@ a2() {
     else
         fail "activity 2: no active heartbeat line for: ${missing[*]}"
     fi
+    if wait_until 20 checks status "http://$HEADNODE_HTTP_PORT" "${nodes[@]}"; then
+        pass "activity 2: the status page, published at $HEADNODE_HTTP_PORT, shows the three datanodes active"
+    else
+        fail "activity 2: the status page at $HEADNODE_HTTP_PORT"
+        checks status "http://$HEADNODE_HTTP_PORT" "${nodes[@]}"
+    fi
     a2_networks "$p" "$f"
     check_stop "headnode" "$(cid "$p" "$f" headnode)"
     check_stop "datanode1" "$(cid "$p" "$f" datanode1)"
@@ -395,6 +402,7 @@ together() {
     local p="${run_id}both" a1=docker-compose.yml a2=docker-compose.cluster.yml
     say "Both activities as one project (project $p)"
     local -x SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+    local -x SERVER_HTTP_PORT=127.0.0.1:$(free_port) HEADNODE_HTTP_PORT=127.0.0.1:$(free_port)
     rm -rf "${logs:?}"/activity1/*/* "${logs:?}"/activity2/*/*
     local out="$logs/compose-output.txt"
     projects+=("$p:$a1" "$p:$a2")
@@ -463,7 +471,7 @@ newcomer() {
         return
     fi
     local user=inf343ct home
-    local -x SERVER_PORT=127.0.0.1:$(free_port)
+    local -x SERVER_PORT=127.0.0.1:$(free_port) SERVER_HTTP_PORT=127.0.0.1:$(free_port)
     id "$user" >/dev/null 2>&1 || useradd --create-home --groups docker "$user" ||
         { fail "newcomer: useradd $user"; return; }
     home=$(mktemp -d "${TMPDIR:-/tmp}/inf343-newcomer.XXXXXX")
@@ -478,7 +486,7 @@ newcomer() {
     chown -R "$user:" "$home"
     projects+=("$p:docker-compose.yml")
     local as_user=(runuser -u "$user" -- env -u TAREA1_LOGS -u TAREA1_UID -u TAREA1_GID
-        -u TAREA1_PULL_POLICY HOME="/home/$user" SERVER_PORT="$SERVER_PORT" CLIENT_COUNT=20)
+        -u TAREA1_PULL_POLICY HOME="/home/$user" SERVER_PORT="$SERVER_PORT" SERVER_HTTP_PORT="$SERVER_HTTP_PORT" CLIENT_COUNT=20)
     local out
     if out=$(cd "$tree" && "${as_user[@]}" "${compose[@]}" up --exit-code-from client 2>&1); then
         pass "newcomer: plain up as $user ran Activity 1 to the end from the image there"

@@ -10,6 +10,7 @@ exits 0 when every check holds, 1 otherwise (with the reasons on stderr).
                                       is there such a line (after line K)?
   count FILE                          number of lines (0 if missing)
   stamps FILE --tz ZONE               the first line is stamped ZONE's time
+  status URL NODE...                  the status page at URL shows NODEs active
   probe --interface IP [--source IP] [--none]
                                       hear the multicast heartbeat probes
                                       (run inside a container's network
@@ -276,6 +277,24 @@ def probe(args):
     return checks.finish(f"probes of rounds {sorted(rounds)} on {args.interface}")
 
 
+def status(args):
+    """The status page's /status.json names every NODE, active, and its
+    /metrics answers in the Prometheus text format."""
+    import json
+    import urllib.request
+
+    checks = Checks()
+    with urllib.request.urlopen(f"{args.url}/status.json", timeout=10) as response:
+        status = json.load(response)
+    active = {node["name"] for node in status.get("datanodes", []) if node.get("active")}
+    for node in args.nodes:
+        checks.expect(node in active, f"{node} is not active on the status page: {status}")
+    with urllib.request.urlopen(f"{args.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    checks.expect("headnode_messages_stored_total" in metrics, "no messages_stored in /metrics")
+    return checks.finish(f"the status page shows {sorted(active)} active")
+
+
 def count(args):
     print(len(read_lines(args.file)))
     return 0
@@ -319,6 +338,11 @@ def main():
     p.add_argument("file")
     p.add_argument("--tz", required=True)
     p.set_defaults(run=stamps)
+
+    p = sub.add_parser("status")
+    p.add_argument("url")
+    p.add_argument("nodes", nargs="+")
+    p.set_defaults(run=status)
 
     p = sub.add_parser("probe")
     p.add_argument("--group", default="239.255.43.1:10010")

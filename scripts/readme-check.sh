@@ -19,8 +19,9 @@
 #
 # The `test` block is what .ci/run runs as its test step (`--print test`),
 # so it is not run twice. The `run-with-registry` block needs a registry and
-# is not run here. Host ports: free loopback ports through SERVER_PORT and
-# HEADNODE_PORT (the documented settings), so that nothing collides.
+# is not run here. Host ports: free loopback ports through SERVER_PORT,
+# HEADNODE_PORT and their _HTTP_PORT (the documented settings), so that
+# nothing collides.
 # Environment: COMPOSE, the compose command for `docker-compose` lines
 # (default: as written).
 set -uo pipefail
@@ -75,6 +76,7 @@ trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export SERVER_PORT=127.0.0.1:$(free_port) HEADNODE_PORT=127.0.0.1:$(free_port)
+export SERVER_HTTP_PORT=127.0.0.1:$(free_port) HEADNODE_HTTP_PORT=127.0.0.1:$(free_port)
 export COMPOSE_PROJECT_NAME=$project CLIENT_COUNT=${CLIENT_COUNT:-200}
 # The first build of a fresh clone reuses this checkout's compiled crates.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
