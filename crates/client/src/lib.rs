@@ -26,6 +26,7 @@ mod config;
 mod error;
 pub mod exchange;
 pub mod messages;
+pub mod progress;
 mod summary;
 
 pub use config::Config;
@@ -33,7 +34,7 @@ pub use error::{Error, Fault};
 pub use exchange::Exchange;
 pub use summary::{answer_text, Summary};
 
-use std::{io, time::Duration};
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use journal::{Durability, Journal};
@@ -75,6 +76,12 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
         exchange::tagging::Tagging::new(id)
     });
     let feed = exchange::tagging::Feed::from(source);
+    // The answers expected: --count and "exit", unless read from stdin.
+    let expected = (!config.stdin)
+        .then_some(config.count)
+        .flatten()
+        .map(|n| n + 1);
+    let mut out = progress::Output::for_run(expected);
     let mut stream = stream;
     let mut total: Option<Summary> = None;
     let mut backoff = node::dial::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
@@ -89,7 +96,7 @@ pub async fn run(config: &Config, stop: CancellationToken) -> Result<Summary, Er
             pipeline: config.pipeline.get(),
             max_reply: config.max_reply(),
             log: &log,
-            out: &mut io::stdout(),
+            out: &mut out,
             stop: stop.clone(),
             reply_timeout: config.reply_timeout(),
         };
