@@ -33,6 +33,8 @@
 #                            to (ours and Redis alike; see docs/PERFORMANCE.md)
 #   BENCH_REDIS_PORT=6399    port of the benchmark's own Redis
 #   BENCH_PROFILE            cargo profile: release (full) or debug (smoke)
+#   BENCH_HTTP=1             run the server and the headnode with their status
+#                            page on (--http 127.0.0.1:0), to compare with off
 #   CARGO_TARGET_DIR         where the binaries are built (default target/)
 #
 # Every process it starts is killed on exit; every file lives in one
@@ -203,18 +205,22 @@ wait_for_line() {
     die "no '$2' in $1"
 }
 
+# The status pages, on with BENCH_HTTP=1 (they must cost nothing unread).
+HTTP=()
+[[ ${BENCH_HTTP:-} == 1 ]] && HTTP=(--http 127.0.0.1:0)
+
 start_floor() { # NAME: the write-and-answer floor, its lines in $WORK/NAME.txt
     start "$1" "$BIN/examples/floor" 127.0.0.1:0 "$WORK/$1.txt"
 }
 
 start_server() { # NAME FSYNC
     mkdir -p "$WORK/$1"
-    start "$1" "$BIN/server" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2"
+    start "$1" "$BIN/server" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2" "${HTTP[@]}"
 }
 
 start_cluster() { # NAME FSYNC: a headnode and three datanodes
     mkdir -p "$WORK/$1"
-    start "$1-headnode" "$BIN/headnode" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2"
+    start "$1-headnode" "$BIN/headnode" --listen 127.0.0.1:0 --dir "$WORK/$1" --fsync "$2" "${HTTP[@]}"
     local head=$ADDR head_pid=$PID n
     CLUSTER_PIDS=("$head_pid")
     for n in 1 2 3; do
