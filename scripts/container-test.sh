@@ -33,22 +33,11 @@ cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 checks() { python3 "$repo/scripts/container_checks.py" "$@"; }
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); printf 'PASS  %s\n' "$*"; }
-fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
-say() { printf '\n--- %s\n' "$*"; }
-summary() { printf '\ncontainers: %d passed, %d failed\n' "$passed" "$failed"; }
+suite=containers suite_long="container tests" ci_needs="Docker and Compose"
+# shellcheck source=scripts/testlib.sh
+. "$repo/scripts/testlib.sh"
 
 # --- Is there a Docker engine and a Compose tool? ------------------------
-skip_or_die() {
-    if [[ ${CI:-} == true ]]; then
-        printf 'container tests: FAILED: %s (CI=true needs Docker and Compose)\n' "$1" >&2
-        exit 1
-    fi
-    printf 'container tests: skipped: %s\n' "$1"
-    exit 0
-}
 command -v docker >/dev/null || skip_or_die "docker is not installed"
 docker info >/dev/null 2>&1 || skip_or_die "the Docker engine does not answer (docker info)"
 if [[ -n ${COMPOSE:-} ]]; then

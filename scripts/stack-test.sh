@@ -33,22 +33,11 @@ cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 checks() { python3 "$repo/scripts/container_checks.py" "$@"; }
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); printf 'PASS  %s\n' "$*"; }
-fail() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
-say() { printf '\n--- %s\n' "$*"; }
-summary() { printf '\nstack: %d passed, %d failed\n' "$passed" "$failed"; }
+suite=stack suite_long="stack tests" ci_needs="a Docker engine that can run a swarm"
+# shellcheck source=scripts/testlib.sh
+. "$repo/scripts/testlib.sh"
 started=$(date +%s)
 
-skip_or_die() {
-    if [[ ${CI:-} == true ]]; then
-        printf 'stack tests: FAILED: %s (CI=true needs a Docker engine that can run a swarm)\n' "$1" >&2
-        exit 1
-    fi
-    printf 'stack tests: skipped: %s\n' "$1"
-    exit 0
-}
 command -v docker >/dev/null || skip_or_die "docker is not installed"
 docker info >/dev/null 2>&1 || skip_or_die "the Docker engine does not answer (docker info)"
 command -v python3 >/dev/null || skip_or_die "python3 is needed for the log checks"

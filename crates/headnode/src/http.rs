@@ -14,7 +14,7 @@
 //! driver builds one only then, so the page costs nothing while nobody
 //! looks, and the router's task never waits for HTTP.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     extract::State,
@@ -60,11 +60,6 @@ pub async fn serve(
             connections,
         });
     status::serve(listener, app, shutdown).await;
-}
-
-/// Where the status page listens, for the start-up log line.
-pub fn describe(addr: SocketAddr) -> String {
-    format!("http://{addr}/")
 }
 
 async fn page() -> Html<&'static str> {

@@ -331,14 +331,10 @@ pub async fn run(
     };
     let status_page = match &config.http {
         Some(addr) => {
-            let http = TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Http {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let local = http.local_addr().map_err(Error::Listener)?;
-            tracing::info!("status page on {}", http::describe(local));
+            let http = status::listen(addr).await.map_err(|source| Error::Http {
+                addr: addr.clone(),
+                source,
+            })?;
             Some(http)
         }
         None => None,

@@ -76,16 +76,10 @@ pub async fn run(
     };
     let counts = match &config.http {
         Some(addr) => {
-            let http = TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Http {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let local = http
-                .local_addr()
-                .map_err(|source| Error::Listener { source })?;
-            tracing::info!("status page on http://{local}/");
+            let http = status::listen(addr).await.map_err(|source| Error::Http {
+                addr: addr.clone(),
+                source,
+            })?;
             let counts = Arc::new(http::Counts::new());
             tokio::spawn(http::serve(http, Arc::clone(&counts), shutdown.clone()));
             Some(counts)

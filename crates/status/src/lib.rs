@@ -37,6 +37,13 @@ pub const HISTORY_SECONDS: usize = 60;
 const CHART_JS: &str = include_str!("chart.js");
 const STYLE_CSS: &str = include_str!("style.css");
 
+/// Listens for the status page on `addr` (`--http`), and says where.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!("status page on http://{}/", listener.local_addr()?);
+    Ok(listener)
+}
+
 /// Serves `app` on `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
     let stopped = async move { shutdown.cancelled().await };
