@@ -237,7 +237,9 @@ def heartbeat_format(args):
     return checks.finish("heartbeat_server.txt lines have the right format")
 
 
-PROBE = re.compile(r"^HEARTBEAT (\d+) ([0-9a-f]{16})$")
+# With a cluster secret (as the compose file sets one up) the probe ends
+# with its HMAC tag: docs/PROTOCOL.md, section 11.
+PROBE = re.compile(r"^HEARTBEAT (\d+) ([0-9a-f]{16})( [0-9a-f]{64})?$")
 
 
 def probe(args):
