@@ -370,6 +370,7 @@ pub async fn run(
             }),
         },
         multicast,
+        status_page.is_some(),
         shutdown.clone(),
     );
     let connections = Arc::new(status::Connections::default());

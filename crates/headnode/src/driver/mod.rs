@@ -225,6 +225,7 @@ pub fn spawn(
     seed: u64,
     files: Files,
     multicast: Option<HeartbeatSocket>,
+    counting: bool,
     shutdown: CancellationToken,
 ) -> RouterHandle {
     let (events, inbox) = mpsc::unbounded_channel();
@@ -252,7 +253,7 @@ pub fn spawn(
         registro: Registro::new(files.registro),
         reports,
         multicast,
-        stats: stats::Stats::new(now()),
+        stats: stats::Stats::new(now(), counting),
     };
     tokio::spawn(write_heartbeats(files.heartbeats, report_inbox));
     tokio::spawn(drive(driver, inbox, shutdown));
@@ -600,7 +601,14 @@ mod tests {
             heartbeat: crate::router::HeartbeatMode::Tcp,
             ..config
         };
-        let handle = spawn(config.clone(), 1, files, None, CancellationToken::new());
+        let handle = spawn(
+            config.clone(),
+            1,
+            files,
+            None,
+            false,
+            CancellationToken::new(),
+        );
         let start = tokio::time::Instant::now();
         let (out, mut link_rx) = mpsc::unbounded_channel();
         let link = handle.new_link();

@@ -28,6 +28,9 @@ pub type EndedRound = (String, Vec<(Arc<str>, bool)>);
 /// The counts, since the headnode started.
 #[derive(Debug)]
 pub struct Stats {
+    /// Whether anything is counted: only with the status page on, so that
+    /// without it routing pays nothing.
+    counting: bool,
     started: Instant,
     /// Messages stored, per datanode name.
     pub stored: Vec<(Arc<str>, u64)>,
@@ -47,9 +50,10 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Nothing counted yet, at `now`.
-    pub fn new(now: Instant) -> Self {
+    /// Nothing counted yet, at `now`; nothing ever unless `counting`.
+    pub fn new(now: Instant, counting: bool) -> Self {
         Stats {
+            counting,
             started: now,
             stored: Vec::new(),
             errors: Vec::new(),
@@ -63,6 +67,9 @@ impl Stats {
 
     /// Counts the outcomes of one answered batch, at `now`.
     pub fn answered(&mut self, outcomes: &[Outcome], now: Instant) {
+        if !self.counting {
+            return;
+        }
         let mut stored = 0;
         for outcome in outcomes {
             match outcome {
@@ -85,6 +92,9 @@ impl Stats {
     /// Keeps a round's report, ended at wall-clock time `stamp`, and counts
     /// the round trips of the answers the router saw since the last round.
     pub fn round(&mut self, stamp: String, report: Vec<(Arc<str>, bool)>, router: &RouterStatus) {
+        if !self.counting {
+            return;
+        }
         if self.rounds.len() == ROUNDS_KEPT {
             self.rounds.pop_front();
         }
@@ -161,7 +171,7 @@ mod tests {
     #[test]
     fn counts_per_datanode_per_code_and_per_second() {
         let start = Instant::now();
-        let mut stats = Stats::new(start);
+        let mut stats = Stats::new(start, true);
         let dn1: Arc<str> = "dn1".into();
         let dn2: Arc<str> = "dn2".into();
         let refused = Err(ErrorReply::new(ErrorCode::Unavailable, "none"));
