@@ -25,8 +25,14 @@
 //! [`sidecar`]: the same state as lines appended to a file beside the
 //! node's log file, folded back into windows (and rewritten compacted) when
 //! the node starts.
+//!
+//! # One rule for a log file
+//!
+//! [`store::TaggedLog`]: a log file (the server's `log.txt`, a datanode's
+//! `data.txt`) that writes each tagged message once, with its sidecar.
 
 pub mod sidecar;
+pub mod store;
 
 use std::{
     collections::{BTreeMap, HashMap},
