@@ -80,7 +80,14 @@ pub struct TaggedLog {
 struct State {
     windows: Windows<Entry>,
     batches: u32,
+    /// The lines and the ids of the last batch, kept for the next one
+    /// (both are written before the lock is released).
+    record: Record,
+    ids: Vec<u8>,
 }
+
+/// A reused buffer bigger than this is dropped after its batch.
+const SCRATCH_KEEP: usize = 1 << 20;
 
 impl std::fmt::Debug for TaggedLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +116,8 @@ impl TaggedLog {
             state: Mutex::new(State {
                 windows,
                 batches: 0,
+                record: Record::new(),
+                ids: Vec::new(),
             }),
             sidecar,
             answers,
@@ -140,11 +149,16 @@ impl TaggedLog {
             Refuse(ErrorReply),
         }
         let now = Instant::now();
-        let mut record = Record::new();
-        let mut ids = Vec::new();
         let mut fresh: Vec<&Tag> = Vec::new();
         let mut plans = Vec::with_capacity(messages.len());
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let (mut record, mut ids) = (
+            std::mem::take(&mut state.record),
+            std::mem::take(&mut state.ids),
+        );
+        record.clear();
+        ids.clear();
         for (index, message) in messages.iter().enumerate() {
             let tag = tags.get(index).and_then(Option::as_ref);
             let plan = match tag.map(|tag| state.windows.check(tag, now)) {
@@ -172,6 +186,9 @@ impl TaggedLog {
             Ok(_) if !ids.is_empty() => Some(self.sidecar.write(&ids)),
             _ => None,
         };
+        if record.capacity() <= SCRATCH_KEEP && ids.capacity() <= SCRATCH_KEEP {
+            (state.record, state.ids) = (record, ids);
+        }
         let durable: Durable = match (written, side) {
             (Err(err), _) => {
                 for tag in &fresh {
@@ -232,7 +249,7 @@ impl TaggedLog {
         if state.batches.is_multiple_of(EXPIRY_EVERY) {
             state.windows.expire_idle(now, IDLE_EXPIRY);
         }
-        drop(state);
+        drop(guard);
         let this = Arc::clone(self);
         async move {
             let own = durable.await;
@@ -351,6 +368,8 @@ mod tests {
             state: Mutex::new(State {
                 windows: Windows::default(),
                 batches: 0,
+                record: Record::new(),
+                ids: Vec::new(),
             }),
             sidecar,
             answers: answers(),
