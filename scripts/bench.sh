@@ -9,7 +9,10 @@
 # floor is crates/loadgen/examples/floor.rs: frames, one write(2) of the
 # lines per batch, then OK, on a plain blocking thread per connection.
 # redis-benchmark runs beside them as a cross-check of the Redis figure
-# (its own line, "cross-check"), never as the baseline.
+# (its own line, "cross-check"), never as the baseline. Figures 2 and 4
+# are also measured with tagged messages (loadgen --tagged: SENDID, the
+# exactly-once form) in the same rounds as plain SEND, on the same node:
+# lines 2t and 4t, tagged over plain.
 #
 #   scripts/bench.sh           full run: installs redis-server/redis-tools
 #                              from Debian if missing, release build, ~2 min
@@ -315,6 +318,8 @@ measure() {
     local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result side
     local -A rates=() cpus=() lats=()
     local sides=(ours)
+    # Tagged messages (SENDID, exactly once) beside plain SEND, same node.
+    if [[ ${TAGGED:-} == yes ]]; then sides+=(tagged); fi
     if [[ $HAVE_REDIS == yes && -n $REDIS_PID ]]; then sides+=(redis); fi
     if [[ -n ${FLOOR_PID:-} ]]; then sides+=(floor); fi
     if [[ $HAVE_REDIS_BENCHMARK == yes && -n $REDIS_PID ]]; then sides+=(redis-benchmark); fi
@@ -324,6 +329,11 @@ measure() {
             ours)
                 read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
                     --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
+                ;;
+            tagged)
+                read -r -a result < <(ours_once "$label, tagged, run $run" "$pids" --connect "$ADDR" \
+                    --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE" \
+                    --tagged)
                 ;;
             redis) read -r -a result < <(redis_once "$label, redis, run $run" "$conns" "$pipe" "$messages") ;;
             floor)
@@ -340,6 +350,7 @@ measure() {
     done
     med() { tr ' ' '\n' <<<"${rates[$1]:-}" | { grep . || true; } | median; }
     OURS=$(med ours)
+    OURS_TAGGED=$(med tagged)
     REDIS=$(med redis)
     FLOOR=$(med floor)
     REDIS_BENCHMARK=$(med redis-benchmark)
@@ -500,7 +511,7 @@ if want 2; then
     start_floor fig2-floor
     FLOOR_PID=$PID FLOOR_ADDR=$ADDR
     start_server fig2 never
-    measure "figure 2" "$PID" "$CONNS" "$PIPE" "$N2"
+    TAGGED=yes measure "figure 2" "$PID" "$CONNS" "$PIPE" "$N2"
     stop "$PID"
     stop "$FLOOR_PID"
     FLOOR_PID=""
@@ -508,6 +519,8 @@ if want 2; then
     line "2 50 conns x16, fsync never / AOF no" "$(rate "$OURS") msg/s" \
         "$(redis_label "$REDIS")" "$(floor_label "$FLOOR")" "$(ratio "$OURS" "$REDIS")" \
         "$(ratio "$OURS" "$FLOOR")" ">=1.0"
+    line "2t the same, tagged (SENDID) / plain" "$(rate "$OURS_TAGGED") msg/s" \
+        "$(rate "$OURS") msg/s (plain)" - "$(ratio "$OURS_TAGGED" "$OURS")" - ">=0.85"
     cross_check 2
 fi
 
@@ -530,10 +543,12 @@ fi
 # 4. Activity 2: headnode and three datanodes vs our figure 2.
 if want 4; then
     start_cluster fig4 never
-    measure "figure 4" "$(IFS=,; echo "${CLUSTER_PIDS[*]}")" "$CONNS" "$PIPE" "$N4"
+    TAGGED=yes measure "figure 4" "$(IFS=,; echo "${CLUSTER_PIDS[*]}")" "$CONNS" "$PIPE" "$N4"
     for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
     line "4 activity 2 (headnode+3 datanodes), 50x16" "$(rate "$OURS") msg/s" \
         "$(rate "$ours2") msg/s (fig 2)" - "$(ratio "$OURS" "$ours2")" - ">=0.5"
+    line "4t the same, tagged (SENDID) / plain" "$(rate "$OURS_TAGGED") msg/s" \
+        "$(rate "$OURS") msg/s (plain)" - "$(ratio "$OURS_TAGGED" "$OURS")" - ">=0.85"
 fi
 
 # 5. Memory: server RSS with idle connections.

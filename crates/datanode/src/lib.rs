@@ -18,6 +18,14 @@
 //! the datanode confirm with
 //! `El <name> ha registrado satisfactoriamente el mensaje: '<message>'.`
 //!
+//! A tagged `STOREID` is written once: its id goes to the sidecar
+//! `data.txt.ids` right after its line, and the same id sent again (by a
+//! headnode that restarted, or that resent it after a stall or a dropped
+//! link) is confirmed again with the same sentence and no second line; the
+//! sidecar is read back at start, so this holds across a `kill -9` of the
+//! datanode too ([`dedupe::store`]; the one window left is a kill between
+//! the two `write(2)`s).
+//!
 //! # Staying registered
 //!
 //! The headnode may not be up yet, may restart, or may drop the link. In
@@ -61,12 +69,13 @@ use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     pin::Pin,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
 
 use clap::Parser;
+use dedupe::store::{Answers, TaggedLog};
 use futures::FutureExt;
 use journal::{timestamp, Durability, Journal, Record};
 use node::{
@@ -75,7 +84,7 @@ use node::{
     MessageStore, MessageVerb, StoreFuture,
 };
 use protocol::{
-    auth::ClusterKey, command::is_valid_name, sentences, ErrorCode, ErrorReply, FrameCodec,
+    auth::ClusterKey, command::is_valid_name, sentences, ErrorCode, ErrorReply, FrameCodec, Tag,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE,
 };
 use register::{NotRegistered, Registered};
@@ -227,7 +236,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
         fsync = %config.fsync,
         "datanode starting"
     );
-    let store = DataStore::new(journal, name.clone());
+    let tagged = match DataStore::open_tagged(&journal, &name) {
+        Ok(tagged) => tagged,
+        Err(source) => {
+            let path = source.path().to_owned();
+            return Err(Error::Open { path, source });
+        }
+    };
+    let store = DataStore::new(journal, name.clone()).with_tagged(tagged);
     let max_frame = config.max_frame.saturating_add(ENVELOPE_ALLOWANCE);
     // Waits between registrations that did not lead to a working link.
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -498,6 +514,9 @@ pub struct DataStore {
     /// each time (a dozen reallocations of up to tens of kilobytes) showed
     /// in the datanode's profile.
     spare: Mutex<Option<Record>>,
+    /// What recognises a `STOREID` stored already (data.txt.ids); without
+    /// it tags are ignored.
+    tagged: Option<Arc<TaggedLog>>,
 }
 
 impl DataStore {
@@ -507,7 +526,28 @@ impl DataStore {
             journal,
             name,
             spare: Mutex::new(None),
+            tagged: None,
         }
+    }
+
+    /// Reads the sidecar of data.txt (`data.txt.ids`): the ids of the
+    /// tagged messages stored, answered again without a second line
+    /// ([`dedupe::store`]).
+    pub fn open_tagged(journal: &Journal, name: &str) -> Result<TaggedLog, journal::Error> {
+        let name = name.to_owned();
+        TaggedLog::open(
+            journal,
+            Answers {
+                stored: Box::new(move |message| sentences::datanode_stored(&name, message)),
+                failed: "cannot write data.txt",
+            },
+        )
+    }
+
+    /// This store, writing each `STOREID` once.
+    pub fn with_tagged(mut self, tagged: TaggedLog) -> Self {
+        self.tagged = Some(Arc::new(tagged));
+        self
     }
 
     fn spare(&self) -> std::sync::MutexGuard<'_, Option<Record>> {
@@ -521,6 +561,18 @@ impl DataStore {
 }
 
 impl MessageStore for DataStore {
+    fn store_tagged(
+        &self,
+        peer: SocketAddr,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> StoreFuture {
+        match &self.tagged {
+            Some(tagged) => tagged.store(&self.journal, &timestamp(), messages, tags),
+            None => self.store(peer, messages),
+        }
+    }
+
     fn store(&self, _peer: SocketAddr, messages: Vec<String>) -> StoreFuture {
         let stamp = timestamp();
         let mut record = self.spare().take().unwrap_or_default();
@@ -669,5 +721,49 @@ mod tests {
             .collect();
         assert_eq!(texts, ["Hola", "two\nlines", "Adiós"]);
         assert!(lines[1].ends_with(r"-> two\nlines"), "{}", lines[1]);
+    }
+
+    /// The datanode killed after writing and before confirming: a restarted
+    /// one, sent the same STOREID again, confirms it and writes nothing.
+    #[tokio::test]
+    async fn a_storeid_sent_again_is_confirmed_once_written_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let tag = |seq| {
+            Some(Tag {
+                client: protocol::ClientId::new("c1").unwrap(),
+                seq,
+                acked: 0,
+            })
+        };
+        let open = || {
+            let journal = Journal::open(dir.path().join(DATA_FILE), Durability::Never).unwrap();
+            let tagged = DataStore::open_tagged(&journal, "dn1").unwrap();
+            DataStore::new(journal, "dn1".into()).with_tagged(tagged)
+        };
+        let store = open();
+        let first = store
+            .store_tagged(peer, vec!["a".into(), "b".into()], vec![tag(1), tag(2)])
+            .await;
+        assert_eq!(first[1], Ok(sentences::datanode_stored("dn1", "b")));
+        drop(store);
+        assert!(dir.path().join("data.txt.ids").exists());
+        let store = open();
+        let again = store
+            .store_tagged(peer, vec!["b".into(), "c".into()], vec![tag(2), tag(3)])
+            .await;
+        assert_eq!(
+            again,
+            vec![
+                Ok(sentences::datanode_stored("dn1", "b")),
+                Ok(sentences::datanode_stored("dn1", "c")),
+            ]
+        );
+        let texts: Vec<_> = std::fs::read_to_string(store.path())
+            .unwrap()
+            .lines()
+            .map(|line| journal::parse_record(line).unwrap().1)
+            .collect();
+        assert_eq!(texts, ["a", "b", "c"]);
     }
 }

@@ -25,8 +25,14 @@
 //! [`sidecar`]: the same state as lines appended to a file beside the
 //! node's log file, folded back into windows (and rewritten compacted) when
 //! the node starts.
+//!
+//! # One rule for a log file
+//!
+//! [`store::TaggedLog`]: a log file (the server's `log.txt`, a datanode's
+//! `data.txt`) that writes each tagged message once, with its sidecar.
 
 pub mod sidecar;
+pub mod store;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -56,6 +62,27 @@ pub struct Window<V> {
 }
 
 impl<V> Window<V> {
+    /// Raises the floor to `acked`, dropping the entries at or below it;
+    /// returns how many were dropped. One message acknowledges one or a
+    /// few entries: they are popped from the front, with no new tree (a
+    /// `split_off` per message cost an allocation each, figure 4t of
+    /// docs/PERFORMANCE.md).
+    fn ack(&mut self, acked: u64) -> usize {
+        if acked <= self.floor {
+            return 0;
+        }
+        self.floor = acked;
+        let mut dropped = 0;
+        while let Some(first) = self.entries.first_entry() {
+            if *first.key() > acked {
+                break;
+            }
+            first.remove();
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// The highest `acked` seen.
     pub fn floor(&self) -> u64 {
         self.floor
@@ -87,8 +114,8 @@ impl<V> Windows<V> {
     /// Takes `tag`'s `acked` into account (dropping what it acknowledges),
     /// then says what is known of its message.
     pub fn check(&mut self, tag: &Tag, now: Instant) -> Seen<'_, V> {
-        self.ack(&tag.client, tag.acked, now);
-        let window = self.window(&tag.client, now);
+        let window = window_of(&mut self.clients, &tag.client, now);
+        self.entries -= window.ack(tag.acked);
         if tag.seq <= window.floor {
             return Seen::Acknowledged;
         }
@@ -123,13 +150,7 @@ impl<V> Windows<V> {
     /// `client` has every answer up to `acked`: forget those messages.
     pub fn ack(&mut self, client: &ClientId, acked: u64, now: Instant) {
         let window = self.window(client, now);
-        if acked <= window.floor {
-            return;
-        }
-        window.floor = acked;
-        let above = window.entries.split_off(&(acked + 1));
-        let dropped = std::mem::replace(&mut window.entries, above).len();
-        self.entries -= dropped;
+        self.entries -= window.ack(acked);
     }
 
     /// Drops the clients with no entry that have sent nothing for `idle`.
@@ -155,17 +176,31 @@ impl<V> Windows<V> {
     }
 
     fn window(&mut self, client: &ClientId, now: Instant) -> &mut Window<V> {
-        let window = self
-            .clients
-            .entry(client.clone())
-            .or_insert_with(|| Window {
+        window_of(&mut self.clients, client, now)
+    }
+}
+
+/// `client`'s window in `clients`, made if new, marked seen at `now`.
+fn window_of<'a, V>(
+    clients: &'a mut HashMap<ClientId, Window<V>>,
+    client: &ClientId,
+    now: Instant,
+) -> &'a mut Window<V> {
+    // Looked up by reference: the id is cloned only for a new client, not
+    // once per message.
+    if !clients.contains_key(client) {
+        clients.insert(
+            client.clone(),
+            Window {
                 floor: 0,
                 entries: BTreeMap::new(),
                 last_seen: now,
-            });
-        window.last_seen = now;
-        window
+            },
+        );
     }
+    let window = clients.get_mut(client).expect("just inserted");
+    window.last_seen = now;
+    window
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use clap::{builder::BoolishValueParser, Parser};
 use protocol::{DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE};
 
-use crate::wire::Protocol;
+use crate::wire::{Protocol, Tagged};
 
 /// Default size of a message, in bytes.
 pub const DEFAULT_SIZE: usize = 32;
@@ -76,12 +76,28 @@ pub struct Config {
     /// Print one JSON object instead of the text report.
     #[arg(long, env = "LOADGEN_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
+
+    /// Send tagged messages, `SENDID <client> <seq> <acked> <message>`,
+    /// as the project's client does (its exactly-once form), instead of
+    /// plain `SEND`: each connection is its own client id, numbers its
+    /// messages from 1 and acknowledges every answer it has read. Only
+    /// with `--protocol frames`.
+    #[arg(long, env = "LOADGEN_TAGGED", value_parser = BoolishValueParser::new())]
+    pub tagged: bool,
 }
 
 impl Config {
     /// The request every connection sends, encoded once in `--protocol`.
     pub fn request(&self) -> bytes::Bytes {
         self.protocol.request(self.size)
+    }
+
+    /// The tagging of connection `index`'s messages, with `--tagged`.
+    pub fn tagged(&self, index: usize) -> Option<Tagged> {
+        (self.tagged && self.protocol == Protocol::Frames).then(|| Tagged {
+            client: format!("loadgen{}-{index}", std::process::id()),
+            message: vec![b'x'; self.size],
+        })
     }
 
     /// How many of the messages connection `index` sends: an even share,

@@ -181,7 +181,7 @@ async fn load(config: &Config, addr: SocketAddr) -> Result<LoadReport, Error> {
         let share = config.share(index);
         let replies = config.protocol.replies(config.max_frame);
         match stream {
-            Ok(stream) if connections == 1 && config.pipeline.get() == 1 => {
+            Ok(stream) if connections == 1 && config.pipeline.get() == 1 && !config.tagged => {
                 // A plain blocking request-reply loop (see `load`), on a
                 // thread of the pool: the runtime only waits for it.
                 let stream = stream
@@ -201,6 +201,7 @@ async fn load(config: &Config, addr: SocketAddr) -> Result<LoadReport, Error> {
                 share,
                 config.pipeline.get(),
                 replies,
+                config.tagged(index),
             ))),
             Err(err) => {
                 if report.errors.lost_connections == 0 {

@@ -35,7 +35,7 @@ use tokio::{
 
 use crate::{
     stats::{Errors, Latencies},
-    wire::{Answer, Replies},
+    wire::{Answer, Replies, Tagged},
 };
 
 /// What one connection achieved.
@@ -51,14 +51,16 @@ pub struct ConnectionResult {
     pub errors: Errors,
 }
 
-/// Sends `share` copies of `request` on `stream`, keeping at most `window`
-/// unanswered, and classifies every reply that `replies` reads.
+/// Sends `share` copies of `request` on `stream` (or, with `tagged`, its
+/// numbered `SENDID` frames), keeping at most `window` unanswered, and
+/// classifies every reply that `replies` reads.
 pub async fn drive(
     mut stream: TcpStream,
     request: Bytes,
     share: u64,
     window: usize,
     mut replies: Replies,
+    tagged: Option<Tagged>,
 ) -> ConnectionResult {
     let mut result = ConnectionResult::default();
     let (mut rd, mut wr) = stream.split();
@@ -76,8 +78,18 @@ pub async fn drive(
             written = 0;
             let room = (window as u64 - in_flight).min(share - result.sent);
             if room > 0 {
-                for _ in 0..room {
-                    out.extend_from_slice(&request);
+                match &tagged {
+                    None => {
+                        for _ in 0..room {
+                            out.extend_from_slice(&request);
+                        }
+                    }
+                    // Numbered from 1; every answer read is acknowledged.
+                    Some(tagged) => {
+                        for seq in result.sent + 1..=result.sent + room {
+                            tagged.push(&mut out, seq, answered);
+                        }
+                    }
                 }
                 runs.push_back((Instant::now(), room));
                 in_flight += room;

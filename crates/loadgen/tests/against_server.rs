@@ -46,6 +46,36 @@ fn every_pipelined_message_is_confirmed_and_logged() {
     assert!(lines.iter().all(|l| l.ends_with(&"x".repeat(20))));
 }
 
+/// `--tagged`: every message a `SENDID`, each id new, so each is logged
+/// once, and the sidecar holds what is not yet acknowledged.
+#[test]
+fn tagged_messages_are_confirmed_and_logged_once() {
+    let dir = TempDir::new().unwrap();
+    let server = server(&dir);
+    let addr = server.addr_string();
+    let args = [
+        "--connect",
+        &addr,
+        "--connections",
+        "2",
+        "--pipeline",
+        "8",
+        "--messages",
+        "400",
+        "--tagged",
+    ];
+    let out = run("loadgen", &args, TIMEOUT);
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("confirmed: 400 of 400"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("errors: 0 "), "{}", out.stdout);
+    assert_eq!(read_lines(dir.path().join("log.txt")).len(), 400);
+    assert!(dir.path().join("log.txt.ids").exists());
+}
+
 #[test]
 fn json_output_reports_the_same() {
     let dir = TempDir::new().unwrap();

@@ -67,7 +67,7 @@ pub async fn run(
         Ok(journal) => journal,
         Err(source) => return Err(Error::Open { path, source }),
     };
-    let tagged = match tagged::Tagged::open(&journal) {
+    let tagged = match tagged::open(&journal) {
         Ok(tagged) => tagged,
         Err(source) => {
             let path = source.path().to_owned();

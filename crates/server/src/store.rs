@@ -88,7 +88,7 @@ impl MessageStore for LogStore {
         tags: Vec<Option<Tag>>,
     ) -> StoreFuture {
         match &self.tagged {
-            Some(tagged) => tagged.store(&self.journal, peer, messages, tags),
+            Some(tagged) => tagged.store(&self.journal, &sender(peer), messages, tags),
             None => self.store(peer, messages),
         }
     }

@@ -1,262 +1,47 @@
 //! Tagged messages (`SENDID`) at the server: each id written to log.txt
 //! once, however often its client sends it.
 //!
-//! A tagged message is looked up in the clients' windows
-//! ([`dedupe::Windows`]) before its batch is written:
-//!
-//! - new: written with the batch, and its id appended to the sidecar
-//!   `log.txt.ids` (`C <client> <seq> <acked>`) right after, in the same
-//!   call, before it is confirmed;
-//! - already stored: answered again, `OK El servidor ha recibido ...`,
-//!   with nothing written;
-//! - still being made durable by another batch (`--fsync always`): answered
-//!   with that batch's outcome, once it has one;
-//! - at or below what its client acknowledged: refused, `ERR BAD_ARGUMENT`
-//!   (the client promised never to send it again).
-//!
-//! A message whose write failed is forgotten, so that sending it again
-//! tries again. When the server starts, the sidecar is read back
-//! ([`dedupe::sidecar::open`]): a client that resends to a restarted server
-//! gets the answers of what it had stored.
+//! The rule is the one every log file of the project follows,
+//! [`dedupe::store::TaggedLog`] (the datanode's data.txt follows it too):
+//! a new id is written and its id appended to the sidecar `log.txt.ids`
+//! before it is confirmed; an id already stored is answered again,
+//! `OK El servidor ha recibido ...`, with nothing written; an id at or
+//! below what its client acknowledged is refused `ERR BAD_ARGUMENT`. The
+//! sidecar is read back when the server starts, so a client that resends
+//! to a restarted server gets the answers of what it had stored.
 //!
 //! The one window left: the server killed between the `write(2)` of a
 //! batch to log.txt and the `write(2)` of its ids to the sidecar (two
 //! consecutive system calls of one thread) forgets those ids, and a resend
 //! writes them again.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use dedupe::store::{Answers, TaggedLog};
+use journal::Journal;
+use protocol::sentences;
 
-use dedupe::{sidecar, Seen, Windows};
-use futures::{
-    future::{BoxFuture, Shared},
-    FutureExt,
-};
-use journal::{Durability, Journal, Record};
-use node::StoreFuture;
-use protocol::{sentences, ErrorCode, ErrorReply, Tag};
-
-use crate::store::sender;
-
-/// A client with nothing in flight is forgotten after this long idle (its
-/// floor alone; see [`dedupe`]).
-pub const IDLE_EXPIRY: Duration = Duration::from_secs(600);
-
-/// Checks expiry once every this many tagged batches.
-const EXPIRY_EVERY: u32 = 4096;
-
-type Durable = Shared<BoxFuture<'static, Result<(), String>>>;
-
-/// What the server keeps of a message id.
-#[derive(Clone)]
-enum Entry {
-    /// In log.txt.
-    Stored,
-    /// Written, waiting for the fsync of `--fsync always`.
-    Written(Durable),
-}
+pub use dedupe::store::IDLE_EXPIRY;
 
 /// The dedupe state of a server: the windows and the sidecar.
-pub struct Tagged {
-    state: Mutex<State>,
-    sidecar: Journal,
-}
+pub type Tagged = TaggedLog;
 
-struct State {
-    windows: Windows<Entry>,
-    batches: u32,
-}
-
-impl std::fmt::Debug for Tagged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tagged")
-            .field("sidecar", &self.sidecar.path())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Tagged {
-    /// Reads the sidecar of `log` (`log.txt.ids`) and opens it to append.
-    pub fn open(log: &Journal) -> Result<Tagged, journal::Error> {
-        let path = sidecar::path_for(log.path());
-        let (sidecar, stored) = sidecar::open(&path, log.durability(), Instant::now())?;
-        let mut windows = Windows::default();
-        let now = Instant::now();
-        for (client, window) in stored.iter() {
-            windows.ack(client, window.floor(), now);
-            for (seq, _) in window.entries() {
-                windows.insert(client, seq, Entry::Stored, now);
-            }
-        }
-        tracing::info!(sidecar = %path.display(), ids = windows.entries(), clients = windows.clients(),
-            "message ids read back");
-        Ok(Tagged {
-            state: Mutex::new(State {
-                windows,
-                batches: 0,
-            }),
-            sidecar,
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Stores a batch with tags; see the module docs.
-    pub fn store(
-        self: &Arc<Self>,
-        log: &Journal,
-        peer: SocketAddr,
-        messages: Vec<String>,
-        tags: Vec<Option<Tag>>,
-    ) -> StoreFuture {
-        enum Plan {
-            Write,
-            Again,
-            Wait(Durable),
-            Refuse(ErrorReply),
-        }
-        let now = Instant::now();
-        let left = sender(peer);
-        let mut record = Record::new();
-        let mut ids = Vec::new();
-        let mut fresh: Vec<&Tag> = Vec::new();
-        let mut plans = Vec::with_capacity(messages.len());
-        let mut state = self.lock();
-        for (index, message) in messages.iter().enumerate() {
-            let tag = tags.get(index).and_then(Option::as_ref);
-            let plan = match tag.map(|tag| state.windows.check(tag, now)) {
-                None | Some(Seen::New) => Plan::Write,
-                Some(Seen::Known(Entry::Stored)) => Plan::Again,
-                Some(Seen::Known(Entry::Written(durable))) => Plan::Wait(durable.clone()),
-                Some(Seen::Acknowledged) => Plan::Refuse(acknowledged(tag.expect("tagged"))),
-            };
-            if matches!(plan, Plan::Write) {
-                record.push(&left, message);
-                if let Some(tag) = tag {
-                    // Stored for now: a second copy in this batch is
-                    // answered again, not written again.
-                    state
-                        .windows
-                        .insert(&tag.client, tag.seq, Entry::Stored, now);
-                    sidecar::push(&mut ids, sidecar::Kind::Stored, tag, None);
-                    fresh.push(tag);
-                }
-            }
-            plans.push(plan);
-        }
-        let written = log.write(record.as_bytes());
-        let side = match &written {
-            Ok(_) => Some(self.sidecar.write(&ids)),
-            Err(_) => None,
-        };
-        let durable: Durable = match (written, side) {
-            (Err(err), _) => {
-                for tag in &fresh {
-                    state.windows.remove(&tag.client, tag.seq);
-                }
-                futures::future::ready(Err(err.to_string()))
-                    .boxed()
-                    .shared()
-            }
-            (Ok(written), side) => {
-                let side = side.and_then(|side| {
-                    side.map_err(|err| {
-                        tracing::error!(%err, "cannot append to the sidecar; a resend after a restart could be logged twice");
-                    })
-                    .ok()
-                });
-                let durable = async move {
-                    written.durable().await.map_err(|err| err.to_string())?;
-                    if let Some(side) = side {
-                        if let Err(err) = side.durable().await {
-                            tracing::error!(%err, "cannot sync the sidecar");
-                        }
-                    }
-                    Ok(())
-                }
-                .boxed()
-                .shared();
-                if log.durability() == Durability::Always && !fresh.is_empty() {
-                    for tag in &fresh {
-                        if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
-                            *entry = Entry::Written(durable.clone());
-                        }
-                    }
-                    // Settled whether or not the session still waits.
-                    let (tagged, durable, fresh) = (
-                        Arc::clone(self),
-                        durable.clone(),
-                        fresh.iter().map(|&tag| tag.clone()).collect::<Vec<_>>(),
-                    );
-                    tokio::spawn(async move {
-                        let ok = durable.await.is_ok();
-                        let mut state = tagged.lock();
-                        for tag in fresh {
-                            if ok {
-                                if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
-                                    *entry = Entry::Stored;
-                                }
-                            } else {
-                                state.windows.remove(&tag.client, tag.seq);
-                            }
-                        }
-                    });
-                }
-                durable
-            }
-        };
-        state.batches += 1;
-        if state.batches.is_multiple_of(EXPIRY_EVERY) {
-            state.windows.expire_idle(now, IDLE_EXPIRY);
-        }
-        drop(state);
-        async move {
-            let own = durable.await;
-            let mut results = Vec::with_capacity(messages.len());
-            for (plan, message) in plans.into_iter().zip(&messages) {
-                let outcome = match plan {
-                    Plan::Write => own.clone(),
-                    Plan::Again => Ok(()),
-                    Plan::Wait(other) => other.await,
-                    Plan::Refuse(err) => {
-                        results.push(Err(err));
-                        continue;
-                    }
-                };
-                results.push(match outcome {
-                    Ok(()) => Ok(sentences::server_received(message)),
-                    Err(err) => Err(ErrorReply::new(
-                        ErrorCode::Storage,
-                        format!("the server could not write its log file: {err}"),
-                    )),
-                });
-            }
-            results
-        }
-        .boxed()
-    }
-}
-
-/// The refusal of a message its client acknowledged already.
-pub(crate) fn acknowledged(tag: &Tag) -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::BadArgument,
-        format!(
-            "message {tag} is at or below what its client acknowledged ({}): it was answered already",
-            tag.acked
-        ),
+/// Reads the sidecar of `log` (`log.txt.ids`) and opens it to append.
+pub fn open(log: &Journal) -> Result<Tagged, journal::Error> {
+    TaggedLog::open(
+        log,
+        Answers {
+            stored: Box::new(sentences::server_received),
+            failed: "the server could not write its log file",
+        },
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
+    use journal::Durability;
     use node::MessageStore;
-    use protocol::ClientId;
+    use protocol::{ClientId, ErrorCode, Tag};
 
     use super::*;
     use crate::LogStore;
@@ -271,7 +56,7 @@ mod tests {
 
     fn open(dir: &std::path::Path, durability: Durability) -> LogStore {
         let journal = Journal::open(dir.join("log.txt"), durability).unwrap();
-        let tagged = Tagged::open(&journal).unwrap();
+        let tagged = super::open(&journal).unwrap();
         LogStore::new(journal).with_tagged(tagged)
     }
 
@@ -311,30 +96,5 @@ mod tests {
             assert_eq!(after[1], Ok(sentences::server_received("m3")));
             assert_eq!(lines(dir.path()), ["m1", "m2", "m3", "m1", "m4"]);
         }
-    }
-
-    /// `/dev/full` fails every write: the id is forgotten, a resend tries
-    /// again.
-    #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn a_failed_write_forgets_the_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let sidecar = Journal::open(dir.path().join("log.txt.ids"), Durability::Never).unwrap();
-        let tagged = Arc::new(Tagged {
-            state: Mutex::new(State {
-                windows: Windows::default(),
-                batches: 0,
-            }),
-            sidecar,
-        });
-        let full = Journal::open("/dev/full", Durability::Never).unwrap();
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        for _ in 0..2 {
-            let results = tagged
-                .store(&full, peer, vec!["m".into()], vec![tag(1, 0)])
-                .await;
-            assert_eq!(results[0].as_ref().unwrap_err().code, ErrorCode::Storage);
-        }
-        assert_eq!(tagged.lock().windows.entries(), 0);
     }
 }

@@ -20,6 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod fault;
+
 pub use tempfile::TempDir;
 
 /// The path of one of the workspace's binaries, brought up to date first.
