@@ -115,10 +115,3 @@ fn server_killed_and_restarted() {
         fault::env_or("FAULT_COUNT", 20_000),
     );
 }
-
-/// The long version.
-#[test]
-#[ignore = "long: minutes"]
-fn server_killed_and_restarted_long() {
-    trials(50, 40_000);
-}
