@@ -35,9 +35,11 @@ pub mod sidecar;
 pub mod store;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{btree_map, BTreeMap},
     time::{Duration, Instant},
 };
+
+use hashbrown::HashMap;
 
 use protocol::{ClientId, Tag};
 
@@ -125,6 +127,29 @@ impl<V> Windows<V> {
         }
     }
 
+    /// [`Windows::check`], and for a new message keeps `value()` for it at
+    /// once, with one lookup of the client and one of the number.
+    pub fn check_or_insert(
+        &mut self,
+        tag: &Tag,
+        now: Instant,
+        value: impl FnOnce() -> V,
+    ) -> Seen<'_, V> {
+        let window = window_of(&mut self.clients, &tag.client, now);
+        self.entries -= window.ack(tag.acked);
+        if tag.seq <= window.floor {
+            return Seen::Acknowledged;
+        }
+        match window.entries.entry(tag.seq) {
+            btree_map::Entry::Occupied(entry) => Seen::Known(entry.into_mut()),
+            btree_map::Entry::Vacant(entry) => {
+                entry.insert(value());
+                self.entries += 1;
+                Seen::New
+            }
+        }
+    }
+
     /// What is kept of message `(client, seq)`, if anything.
     pub fn get_mut(&mut self, client: &ClientId, seq: u64) -> Option<&mut V> {
         self.clients.get_mut(client)?.entries.get_mut(&seq)
@@ -188,17 +213,11 @@ fn window_of<'a, V>(
 ) -> &'a mut Window<V> {
     // Looked up by reference: the id is cloned only for a new client, not
     // once per message.
-    if !clients.contains_key(client) {
-        clients.insert(
-            client.clone(),
-            Window {
-                floor: 0,
-                entries: BTreeMap::new(),
-                last_seen: now,
-            },
-        );
-    }
-    let window = clients.get_mut(client).expect("just inserted");
+    let window = clients.entry_ref(client).or_insert_with(|| Window {
+        floor: 0,
+        entries: BTreeMap::new(),
+        last_seen: now,
+    });
     window.last_seen = now;
     window
 }
@@ -237,6 +256,24 @@ mod tests {
         assert_eq!(windows.entries(), 0);
         windows.insert(&t1.client, 1, "late", now);
         assert_eq!(windows.entries(), 0, "below the floor: not kept");
+    }
+
+    #[test]
+    fn check_or_insert_keeps_a_new_message_and_finds_a_known_one() {
+        let now = Instant::now();
+        let mut windows = Windows::default();
+        assert_eq!(windows.check_or_insert(&tag(2, 0), now, || "a"), Seen::New);
+        assert_eq!(
+            windows.check_or_insert(&tag(2, 0), now, || "b"),
+            Seen::Known(&mut "a"),
+            "the first value stays"
+        );
+        assert_eq!(windows.entries(), 1);
+        assert_eq!(
+            windows.check_or_insert(&tag(2, 2), now, || "c"),
+            Seen::Acknowledged
+        );
+        assert_eq!(windows.entries(), 0, "acknowledged: forgotten, not kept");
     }
 
     #[test]

@@ -73,7 +73,11 @@ pub fn push(out: &mut Vec<u8>, kind: Kind, tag: &Tag, node: Option<&str>) {
         Kind::Stored => b"C ",
     });
     out.extend_from_slice(tag.client.as_str().as_bytes());
-    let _ = write!(out, " {} {}", tag.seq, tag.acked);
+    let mut digits = itoa::Buffer::new();
+    out.push(b' ');
+    out.extend_from_slice(digits.format(tag.seq).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(digits.format(tag.acked).as_bytes());
     if let Some(node) = node {
         out.push(b' ');
         out.extend_from_slice(node.as_bytes());

@@ -161,7 +161,10 @@ impl TaggedLog {
         ids.clear();
         for (index, message) in messages.iter().enumerate() {
             let tag = tags.get(index).and_then(Option::as_ref);
-            let plan = match tag.map(|tag| state.windows.check(tag, now)) {
+            // A new one is kept as stored at once: a second copy in this
+            // batch is answered again, not written again.
+            let seen = tag.map(|tag| state.windows.check_or_insert(tag, now, || Entry::Stored));
+            let plan = match seen {
                 None | Some(Seen::New) => Plan::Write,
                 Some(Seen::Known(Entry::Stored)) => Plan::Again,
                 Some(Seen::Known(Entry::Written(durable))) => Plan::Wait(durable.clone()),
@@ -170,11 +173,6 @@ impl TaggedLog {
             if matches!(plan, Plan::Write) {
                 record.push(left, message);
                 if let Some(tag) = tag {
-                    // Stored for now: a second copy in this batch is
-                    // answered again, not written again.
-                    state
-                        .windows
-                        .insert(&tag.client, tag.seq, Entry::Stored, now);
                     sidecar::push(&mut ids, sidecar::Kind::Stored, tag, None);
                     fresh.push(tag);
                 }

@@ -35,7 +35,8 @@ use std::{net::SocketAddr, sync::Arc};
 use bytes::BytesMut;
 use futures::{future::BoxFuture, stream::FuturesOrdered, FutureExt, StreamExt};
 use protocol::{
-    encode_frame_with, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply, Request, Tag,
+    encode_frame_with, ClientIds, ErrorCode, ErrorReply, Frame, FrameCodec, FrameError, Reply,
+    Request, Tag,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, AsyncWriteExt},
@@ -188,6 +189,8 @@ pub struct Session<R, W> {
     config: SessionConfig,
     /// Frames read but not yet answered: the batch being built.
     inbox: Vec<Result<Frame, FrameError>>,
+    /// The client id of the last tagged message, reused while it repeats.
+    client_ids: ClientIds,
 }
 
 impl<R, W> Session<R, W>
@@ -209,6 +212,7 @@ where
             peer,
             config,
             inbox: Vec::new(),
+            client_ids: ClientIds::default(),
         }
     }
 
@@ -243,6 +247,7 @@ where
             if !self.inbox.is_empty() {
                 let (batch, replies, stop) = build_batch(
                     &mut self.inbox,
+                    &mut self.client_ids,
                     self.peer,
                     store,
                     self.config.verb,
@@ -324,6 +329,7 @@ where
 /// session must stop reading (lost framing, a read error).
 fn build_batch<S: MessageStore + ?Sized>(
     inbox: &mut Vec<Result<Frame, FrameError>>,
+    client_ids: &mut ClientIds,
     peer: SocketAddr,
     store: &S,
     verb: MessageVerb,
@@ -337,7 +343,7 @@ fn build_batch<S: MessageStore + ?Sized>(
     let mut stop = None;
     for item in inbox.drain(..) {
         match item {
-            Ok(Frame::Data(payload)) => match (Request::parse(&payload), verb) {
+            Ok(Frame::Data(payload)) => match (Request::parse_with(&payload, client_ids), verb) {
                 (Ok(Request::Send(message)), MessageVerb::Send)
                 | (Ok(Request::Store(message)), MessageVerb::Store) => {
                     if !tags.is_empty() {

@@ -21,7 +21,7 @@ use std::fmt;
 
 use bytes::{BufMut, BytesMut};
 
-use crate::id::{Tag, SEND_TAGGED, STORE_TAGGED};
+use crate::id::{ClientIds, Tag, SEND_TAGGED, STORE_TAGGED};
 
 /// Longest name a datanode may register with, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
@@ -50,6 +50,12 @@ impl Request {
     /// Every way a payload can be wrong maps to an [`ErrorReply`] that can be
     /// sent back as is: a bad request never needs to close a connection.
     pub fn parse(payload: &[u8]) -> Result<Request, ErrorReply> {
+        Request::parse_with(payload, &mut ClientIds::default())
+    }
+
+    /// [`Request::parse`], taking tagged messages' client ids from `ids`
+    /// (one per connection: no allocation per message for the id).
+    pub fn parse_with(payload: &[u8], ids: &mut ClientIds) -> Result<Request, ErrorReply> {
         let text = std::str::from_utf8(payload).map_err(|err| {
             ErrorReply::new(
                 ErrorCode::BadUtf8,
@@ -75,10 +81,10 @@ impl Request {
         } else if verb.eq_ignore_ascii_case("STORE") {
             message_argument(argument).map(Request::Store)
         } else if verb.eq_ignore_ascii_case(SEND_TAGGED) {
-            let (tag, message) = Tag::parse_argument(argument)?;
+            let (tag, message) = Tag::parse_argument_with(argument, ids)?;
             Ok(Request::SendTagged(tag, message.to_owned()))
         } else if verb.eq_ignore_ascii_case(STORE_TAGGED) {
-            let (tag, message) = Tag::parse_argument(argument)?;
+            let (tag, message) = Tag::parse_argument_with(argument, ids)?;
             Ok(Request::StoreTagged(tag, message.to_owned()))
         } else if verb.is_empty() {
             Err(ErrorReply::new(ErrorCode::UnknownCommand, "empty request"))

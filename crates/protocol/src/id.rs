@@ -40,8 +40,32 @@ pub const STORE_TAGGED: &str = "STOREID";
 pub const MAX_WINDOW: u64 = 65_536;
 
 /// A client id: 1 to 64 bytes from `A-Z a-z 0-9 . _ -`. Cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Two ids are equal when their text is; ids that share one allocation
+/// (see [`ClientIds`]) compare without reading it.
+#[derive(Debug, Clone, PartialOrd, Ord)]
 pub struct ClientId(Arc<str>);
+
+impl std::hash::Hash for ClientId {
+    // By text, as equality is (shared or not).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for ClientId {
+    fn eq(&self, other: &ClientId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for ClientId {}
+
+impl From<&ClientId> for ClientId {
+    fn from(id: &ClientId) -> ClientId {
+        id.clone()
+    }
+}
 
 impl ClientId {
     /// The id in `text`, if it is one.
@@ -52,6 +76,28 @@ impl ClientId {
     /// The id as written on the wire.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Parses client ids without an allocation per message: a connection
+/// sends the same id in every tagged message, so the last one parsed is
+/// kept and handed out again while the text matches.
+#[derive(Debug, Default)]
+pub struct ClientIds {
+    last: Option<ClientId>,
+}
+
+impl ClientIds {
+    /// The id in `text`, if it is one ([`ClientId::new`]).
+    pub fn get(&mut self, text: &str) -> Option<ClientId> {
+        match &self.last {
+            Some(last) if last.as_str() == text => Some(last.clone()),
+            _ => {
+                let id = ClientId::new(text)?;
+                self.last = Some(id.clone());
+                Some(id)
+            }
+        }
     }
 }
 
@@ -76,6 +122,14 @@ pub struct Tag {
 impl Tag {
     /// Parses `<client> <seq> <acked> <message>`: the tag and the message.
     pub fn parse_argument(argument: Option<&str>) -> Result<(Tag, &str), ErrorReply> {
+        Tag::parse_argument_with(argument, &mut ClientIds::default())
+    }
+
+    /// [`Tag::parse_argument`], taking the client id from `ids`.
+    pub fn parse_argument_with<'a>(
+        argument: Option<&'a str>,
+        ids: &mut ClientIds,
+    ) -> Result<(Tag, &'a str), ErrorReply> {
         let bad = |why: &str| {
             ErrorReply::new(
                 ErrorCode::BadArgument,
@@ -84,7 +138,8 @@ impl Tag {
         };
         let mut parts = argument.unwrap_or("").splitn(4, ' ');
         let client = parts.next().unwrap_or("");
-        let client = ClientId::new(client)
+        let client = ids
+            .get(client)
             .ok_or_else(|| bad("the client id is 1 to 64 characters from A-Z a-z 0-9 . _ -"))?;
         let seq = parts.next().and_then(number).filter(|&seq| seq >= 1);
         let seq = seq.ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
@@ -189,6 +244,20 @@ mod tests {
             Tag::parse_argument(None).map_err(|e| e.code),
             Err(ErrorCode::BadArgument)
         );
+    }
+
+    #[test]
+    fn a_repeated_client_id_is_shared_not_parsed_again() {
+        let mut ids = ClientIds::default();
+        let (a, _) = Tag::parse_argument_with(Some("c1 1 0 m"), &mut ids).unwrap();
+        let (b, _) = Tag::parse_argument_with(Some("c1 2 1 m"), &mut ids).unwrap();
+        let (c, _) = Tag::parse_argument_with(Some("c2 1 0 m"), &mut ids).unwrap();
+        assert!(Arc::ptr_eq(&a.client.0, &b.client.0));
+        assert_eq!(a.client, b.client);
+        assert_ne!(b.client, c.client);
+        assert_eq!(a.client, ClientId::new("c1").unwrap(), "equal by text");
+        assert!(ids.get("bad/id").is_none());
+        assert_eq!(ids.get("c2"), Some(c.client), "a bad id does not evict");
     }
 
     #[test]

@@ -47,5 +47,5 @@ pub use frame::{
     encode_frame, encode_frame_with, parse_max_frame, Frame, FrameCodec, FrameError,
     DEFAULT_MAX_FRAME, ENVELOPE_ALLOWANCE, HARD_MAX_FRAME,
 };
-pub use id::{ClientId, Tag};
+pub use id::{ClientId, ClientIds, Tag};
 pub use link::{LinkReply, Sentence};

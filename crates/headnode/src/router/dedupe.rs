@@ -45,7 +45,7 @@ use ::dedupe::{
     sidecar::{self, Kind},
     Seen, Windows,
 };
-use protocol::{ErrorCode, ErrorReply, Tag};
+use protocol::Tag;
 
 use super::{pending::MsgId, Outcome, Router, Stored};
 
@@ -103,14 +103,11 @@ impl<T> Router<T> {
 
     /// Looks tagged message `id` up; answers it at once when it can.
     pub(super) fn admit(&mut self, id: MsgId, tag: &Tag, text: &str, now: Instant) -> Admit {
-        match self.seen.windows.check(tag, now) {
-            Seen::New => {
-                let known = Known::InFlight {
-                    waiters: Vec::new(),
-                };
-                self.seen.windows.insert(&tag.client, tag.seq, known, now);
-                Admit::Place(None)
-            }
+        let in_flight = || Known::InFlight {
+            waiters: Vec::new(),
+        };
+        match self.seen.windows.check_or_insert(tag, now, in_flight) {
+            Seen::New => Admit::Place(None),
             Seen::Known(known) => match known {
                 Known::InFlight { waiters } => {
                     waiters.push(id);
@@ -130,15 +127,7 @@ impl<T> Router<T> {
                 }
             },
             Seen::Acknowledged => {
-                let err = ErrorReply::new(
-                    ErrorCode::BadArgument,
-                    format!(
-                        "message {tag} is at or below what its client acknowledged ({}): \
-                         it was answered already",
-                        tag.acked
-                    ),
-                );
-                self.settle_one(id, Err(err));
+                self.settle_one(id, Err(::dedupe::store::acknowledged(tag)));
                 Admit::Handled
             }
         }
@@ -155,23 +144,21 @@ impl<T> Router<T> {
     /// Tagged message `tag` got `outcome`: remembered (or forgotten, on an
     /// error); returns the copies that waited for it.
     pub(super) fn remember(&mut self, tag: &Tag, outcome: &Outcome) -> Vec<MsgId> {
-        let known = self.seen.windows.get_mut(&tag.client, tag.seq);
-        let waiters = match known {
-            Some(Known::InFlight { waiters }) => std::mem::take(waiters),
-            _ => Vec::new(),
-        };
-        match outcome {
+        let was = match outcome {
             Ok(stored) => {
-                if let Some(known) = self.seen.windows.get_mut(&tag.client, tag.seq) {
-                    *known = Known::Stored(Arc::clone(&stored.node));
-                }
                 sidecar::push(&mut self.seen.ledger, Kind::Stored, tag, Some(&stored.node));
+                let stored = Known::Stored(Arc::clone(&stored.node));
+                self.seen
+                    .windows
+                    .get_mut(&tag.client, tag.seq)
+                    .map(|known| std::mem::replace(known, stored))
             }
-            Err(_) => {
-                self.seen.windows.remove(&tag.client, tag.seq);
-            }
+            Err(_) => self.seen.windows.remove(&tag.client, tag.seq),
+        };
+        match was {
+            Some(Known::InFlight { waiters }) => waiters,
+            _ => Vec::new(),
         }
-        waiters
     }
 }
 
