@@ -558,12 +558,13 @@ impl Driver {
         });
         // Before the STOREs go out and the answers back: a restarted
         // headnode must know where each tagged message may be.
-        let records = router.take_ledger();
-        if let (Some(ledger), false) = (ledger, records.is_empty()) {
-            if let Err(err) = ledger.write(&records) {
-                tracing::error!(%err, "cannot append to the message ids' sidecar");
+        router.drain_ledger(|records| {
+            if let Some(ledger) = ledger {
+                if let Err(err) = ledger.write(records) {
+                    tracing::error!(%err, "cannot append to the message ids' sidecar");
+                }
             }
-        }
+        });
         for outbox in outboxes.values_mut() {
             outbox.flush();
         }

@@ -49,6 +49,9 @@ use protocol::Tag;
 
 use super::{pending::MsgId, Outcome, Router, Stored};
 
+/// A ledger buffer grown past this (a flood's pass) is not kept.
+const LEDGER_KEEP: usize = 1 << 20;
+
 /// What the router knows of one message id.
 #[derive(Debug)]
 pub(super) enum Known {
@@ -90,10 +93,17 @@ impl<T> Router<T> {
         }
     }
 
-    /// The ledger records decided since the last call, to be written to
-    /// the sidecar before this pass's frames are sent.
-    pub fn take_ledger(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.seen.ledger)
+    /// Hands `write` the ledger records decided since the last call (if
+    /// any), to be written to the sidecar before this pass's frames are
+    /// sent; the buffer is kept for the next pass.
+    pub fn drain_ledger(&mut self, write: impl FnOnce(&[u8])) {
+        if !self.seen.ledger.is_empty() {
+            write(&self.seen.ledger);
+            self.seen.ledger.clear();
+            if self.seen.ledger.capacity() > LEDGER_KEEP {
+                self.seen.ledger = Vec::new();
+            }
+        }
     }
 
     /// Message ids kept, over every client.
@@ -184,7 +194,8 @@ mod tests {
     use super::super::sim::*;
 
     fn ledger(sim: &mut Sim) -> Vec<String> {
-        let bytes = sim.router.take_ledger();
+        let mut bytes = Vec::new();
+        sim.router.drain_ledger(|records| bytes = records.to_vec());
         String::from_utf8(bytes)
             .unwrap()
             .lines()

@@ -175,6 +175,10 @@ impl<T> Router<T> {
             return self.settle_one(id, outcome);
         };
         let copies = self.remember(&tag, &outcome);
+        if copies.is_empty() {
+            // Most messages: no copy waits, nothing to clone.
+            return self.settle_one(id, outcome);
+        }
         let copy = super::dedupe::for_copy(&outcome);
         self.settle_one(id, outcome);
         for waiter in copies {
