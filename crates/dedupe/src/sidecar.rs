@@ -6,32 +6,39 @@
 //! One record per line, fields separated by one space:
 //!
 //! ```text
-//! <kind> <client> <seq> <acked> [<node>]
-//! S c0ffee 12 9 datanode2     the headnode sent c0ffee:12 to datanode2 (it may hold it)
-//! C c0ffee 12 9 datanode2     datanode2 confirmed c0ffee:12 (the headnode's answer)
-//! C c0ffee 12 9               stored here (server: in log.txt; datanode: in data.txt)
+//! <kind> <client> <seqs> <acked> [<node>]
+//! S c0ffee 12 9 datanode2       the headnode sent c0ffee:12 to datanode2 (it may hold it)
+//! C c0ffee 12,15 9 datanode2    datanode2 confirmed c0ffee:12 and c0ffee:15 (the headnode's answer)
+//! C c0ffee 10-25 9              c0ffee:10 to c0ffee:25 stored here (server: in log.txt; datanode: in data.txt)
 //! ```
 //!
-//! `<acked>` is the client's `acked` as the message carried it. Client ids
-//! and node names hold no space (both are from `A-Z a-z 0-9 . _ -`), so a
-//! line never needs escaping. A line that does not parse (one cut short by
+//! `<seqs>` lists message numbers in increasing order, separated by
+//! commas, a run of consecutive numbers written `<first>-<last>`. One record
+//! holds what one batch (one `write(2)`) says of one client with one kind
+//! and node: a client's pipelined window is one short record instead of a
+//! line per message, which keeps the sidecar a small fraction of its log
+//! file (docs/PERFORMANCE.md, "Tagged messages beside plain"). `<acked>` is
+//! the highest `acked` the batch's messages of that client carried. Client
+//! ids and node names hold no space (both are from `A-Z a-z 0-9 . _ -`), so
+//! a line never needs escaping. A line that does not parse (one cut short by
 //! a crash) is skipped.
 //!
 //! # Lifetime
 //!
 //! The node appends records as it goes, through a [`Journal`] (one
-//! `write(2)` per batch, the node's `--fsync` mode, one writer per file).
-//! When it starts, [`open`] reads the file, folds it into windows (a later
-//! record of a message replaces an earlier one; a record at or below its
-//! client's highest `acked` is dropped), and rewrites the file with only
-//! what is left, one record per entry, before appending again: the file
-//! holds what was appended since the node last started, and what it keeps
-//! in memory afterwards is what any [`Windows`] keeps.
+//! `write(2)` per batch, the node's `--fsync` mode, one writer per file),
+//! collected per batch in [`Records`]. When it starts, [`open`] reads the
+//! file, folds it into windows (a later record of a message replaces an
+//! earlier one; a message at or below its client's highest `acked` is
+//! dropped), and rewrites the file with only what is left before appending
+//! again: the file holds what was appended since the node last started,
+//! and what it keeps in memory afterwards is what any [`Windows`] keeps.
 
 use std::{
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::Arc,
     time::Instant,
 };
 
@@ -41,7 +48,7 @@ use protocol::{ClientId, Tag};
 use crate::Windows;
 
 /// What a record says of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// `S`: sent to a datanode, not yet confirmed (the headnode's).
     Sent,
@@ -66,18 +73,110 @@ pub fn path_for(log: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Appends one record to `out`.
-pub fn push(out: &mut Vec<u8>, kind: Kind, tag: &Tag, node: Option<&str>) {
+/// What one batch says of its messages, written grouped: one record per
+/// client, kind and node (see the module docs).
+#[derive(Debug, Default)]
+pub struct Records {
+    items: Vec<Item>,
+}
+
+#[derive(Debug)]
+struct Item {
+    kind: Kind,
+    client: ClientId,
+    node: Option<Arc<str>>,
+    seq: u64,
+    acked: u64,
+}
+
+impl Records {
+    /// Adds what is known of message `tag` (on `node`, for the headnode).
+    pub fn push(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) {
+        self.items.push(Item {
+            kind,
+            client: tag.client.clone(),
+            node: node.cloned(),
+            seq: tag.seq,
+            acked: tag.acked,
+        });
+    }
+
+    /// Whether nothing was added since the last [`Records::write_to`].
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Appends the records to `out` as lines, and forgets them.
+    ///
+    /// Within one batch a message is named once per kind, and `S` lines come
+    /// before `C` lines, so grouping changes nothing a later fold reads.
+    pub fn write_to(&mut self, out: &mut Vec<u8>) {
+        self.items.sort_unstable_by(|a, b| {
+            (a.kind, &a.client, &a.node, a.seq).cmp(&(b.kind, &b.client, &b.node, b.seq))
+        });
+        let mut rest = &self.items[..];
+        let mut seqs = Vec::new();
+        while let Some(first) = rest.first() {
+            let same = rest
+                .iter()
+                .take_while(|i| {
+                    i.kind == first.kind && i.client == first.client && i.node == first.node
+                })
+                .count();
+            let (group, after) = rest.split_at(same);
+            seqs.clear();
+            seqs.extend(group.iter().map(|i| i.seq));
+            let acked = group.iter().map(|i| i.acked).max().unwrap_or(0);
+            write_record(
+                out,
+                first.kind,
+                &first.client,
+                &seqs,
+                acked,
+                first.node.as_deref(),
+            );
+            rest = after;
+        }
+        self.items.clear();
+    }
+}
+
+/// Appends one record to `out`: `seqs` sorted, duplicates allowed.
+fn write_record(
+    out: &mut Vec<u8>,
+    kind: Kind,
+    client: &ClientId,
+    seqs: &[u64],
+    acked: u64,
+    node: Option<&str>,
+) {
     out.extend_from_slice(match kind {
         Kind::Sent => b"S ",
         Kind::Stored => b"C ",
     });
-    out.extend_from_slice(tag.client.as_str().as_bytes());
+    out.extend_from_slice(client.as_str().as_bytes());
+    out.push(b' ');
     let mut digits = itoa::Buffer::new();
+    let mut at = 0;
+    while at < seqs.len() {
+        if at > 0 {
+            out.push(b',');
+        }
+        let first = seqs[at];
+        let mut last = first;
+        at += 1;
+        while at < seqs.len() && (seqs[at] == last || seqs[at] == last + 1) {
+            last = seqs[at];
+            at += 1;
+        }
+        out.extend_from_slice(digits.format(first).as_bytes());
+        if last != first {
+            out.push(b'-');
+            out.extend_from_slice(digits.format(last).as_bytes());
+        }
+    }
     out.push(b' ');
-    out.extend_from_slice(digits.format(tag.seq).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(digits.format(tag.acked).as_bytes());
+    out.extend_from_slice(digits.format(acked).as_bytes());
     if let Some(node) = node {
         out.push(b' ');
         out.extend_from_slice(node.as_bytes());
@@ -85,8 +184,30 @@ pub fn push(out: &mut Vec<u8>, kind: Kind, tag: &Tag, node: Option<&str>) {
     out.push(b'\n');
 }
 
+/// One record read back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// Sent or stored.
+    pub kind: Kind,
+    /// Whose messages.
+    pub client: ClientId,
+    /// Their numbers, as runs `(first, last)`, increasing.
+    pub runs: Vec<(u64, u64)>,
+    /// The highest `acked` they carried.
+    pub acked: u64,
+    /// The node named, if any.
+    pub node: Option<&'a str>,
+}
+
+impl Parsed<'_> {
+    /// Every message number of the record, in order.
+    pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs.iter().flat_map(|&(first, last)| first..=last)
+    }
+}
+
 /// Parses one line; `None` if it is not a record.
-pub fn parse(line: &str) -> Option<(Kind, Tag, Option<&str>)> {
+pub fn parse(line: &str) -> Option<Parsed<'_>> {
     let mut fields = line.split(' ');
     let kind = match fields.next()? {
         "S" => Kind::Sent,
@@ -94,16 +215,51 @@ pub fn parse(line: &str) -> Option<(Kind, Tag, Option<&str>)> {
         _ => return None,
     };
     let client = ClientId::new(fields.next()?)?;
-    let seq: u64 = fields.next()?.parse().ok()?;
-    let acked: u64 = fields.next()?.parse().ok()?;
+    let runs = parse_runs(fields.next()?)?;
+    let acked = number(fields.next()?)?;
     let node = fields.next();
+    let highest = runs.last()?.1;
     if fields.next().is_some()
-        || acked >= seq
+        || acked >= highest
         || node.is_some_and(|n| !protocol::command::is_valid_name(n))
     {
         return None;
     }
-    Some((kind, Tag { client, seq, acked }, node))
+    Some(Parsed {
+        kind,
+        client,
+        runs,
+        acked,
+        node,
+    })
+}
+
+/// `<seqs>`: increasing numbers from 1 and runs, a run at most a window
+/// long (so that a damaged line cannot make a node keep more than a
+/// client could have in flight).
+fn parse_runs(text: &str) -> Option<Vec<(u64, u64)>> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for item in text.split(',') {
+        let (first, last) = match item.split_once('-') {
+            Some((first, last)) => (number(first)?, number(last)?),
+            None => (number(item)?, number(item)?),
+        };
+        let after_previous = runs.last().is_none_or(|&(_, previous)| first > previous);
+        if first == 0 || last < first || last - first >= protocol::id::MAX_WINDOW || !after_previous
+        {
+            return None;
+        }
+        runs.push((first, last));
+    }
+    Some(runs)
+}
+
+/// A decimal number: digits only.
+fn number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Reads the sidecar at `path` (none yet is an empty one), rewrites it
@@ -126,17 +282,19 @@ pub fn open(
             // short, even if it reads as a record.
             let whole = bytes.len() - bytes.iter().rev().take_while(|&&b| b != b'\n').count();
             for line in String::from_utf8_lossy(&bytes[..whole]).lines() {
-                let Some((kind, tag, node)) = parse(line) else {
+                let Some(record) = parse(line) else {
                     continue;
                 };
-                windows.ack(&tag.client, tag.acked, now);
-                let entry = Entry {
-                    kind,
-                    node: node.map(str::to_owned),
-                };
-                // A later record of a message replaces the earlier one.
-                windows.remove(&tag.client, tag.seq);
-                windows.insert(&tag.client, tag.seq, entry, now);
+                windows.ack(&record.client, record.acked, now);
+                for seq in record.seqs() {
+                    let entry = Entry {
+                        kind: record.kind,
+                        node: record.node.map(str::to_owned),
+                    };
+                    // A later record of a message replaces the earlier one.
+                    windows.remove(&record.client, seq);
+                    windows.insert(&record.client, seq, entry, now);
+                }
                 kept += 1;
             }
             compact(path, &windows).map_err(open_error)?;
@@ -150,20 +308,24 @@ pub fn open(
     Ok((journal, windows))
 }
 
-/// Rewrites the file at `path` with one record per entry of `windows`
-/// (written aside, synced, then renamed over it).
+/// Rewrites the file at `path` with the entries of `windows`, grouped as
+/// a batch's are (written aside, synced, then renamed over it).
 fn compact(path: &Path, windows: &Windows<Entry>) -> io::Result<()> {
-    let mut out = Vec::new();
+    let mut records = Records::default();
     for (client, window) in windows.iter() {
         for (seq, entry) in window.entries() {
             let tag = Tag {
                 client: client.clone(),
                 seq,
-                acked: window.floor().min(seq - 1),
+                // Every entry is above the floor.
+                acked: window.floor(),
             };
-            push(&mut out, entry.kind, &tag, entry.node.as_deref());
+            let node: Option<Arc<str>> = entry.node.as_deref().map(Arc::from);
+            records.push(entry.kind, &tag, node.as_ref());
         }
     }
+    let mut out = Vec::new();
+    records.write_to(&mut out);
     let aside = path.with_extension("ids.new");
     let mut file = fs::File::create(&aside)?;
     file.write_all(&out)?;
@@ -183,16 +345,46 @@ mod tests {
         }
     }
 
+    fn written(records: &mut Records) -> String {
+        let mut out = Vec::new();
+        records.write_to(&mut out);
+        assert!(records.is_empty());
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_one_record_per_client_kind_and_node() {
+        let (dn1, dn2): (Arc<str>, Arc<str>) = ("dn1".into(), "dn2".into());
+        let mut records = Records::default();
+        for (seq, acked) in [(12, 9), (10, 8), (11, 9), (15, 9), (20, 12)] {
+            records.push(Kind::Stored, &tag("c1", seq, acked), None);
+        }
+        records.push(Kind::Stored, &tag("c0", 3, 0), None);
+        assert_eq!(written(&mut records), "C c0 3 0\nC c1 10-12,15,20 12\n");
+        records.push(Kind::Stored, &tag("c1", 4, 0), Some(&dn2));
+        records.push(Kind::Sent, &tag("c1", 5, 0), Some(&dn1));
+        records.push(Kind::Sent, &tag("c1", 6, 0), Some(&dn2));
+        records.push(Kind::Sent, &tag("c1", 7, 0), Some(&dn1));
+        assert_eq!(
+            written(&mut records),
+            "S c1 5,7 0 dn1\nS c1 6 0 dn2\nC c1 4 0 dn2\n",
+            "S before C"
+        );
+        assert_eq!(written(&mut records), "", "nothing new");
+    }
+
     #[test]
     fn records_round_trip_and_junk_is_skipped() {
-        let mut out = Vec::new();
-        push(&mut out, Kind::Sent, &tag("c1", 12, 9), Some("dn2"));
-        push(&mut out, Kind::Stored, &tag("c1", 12, 9), None);
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, "S c1 12 9 dn2\nC c1 12 9\n");
-        let lines: Vec<_> = text.lines().map(parse).collect();
-        assert_eq!(lines[0], Some((Kind::Sent, tag("c1", 12, 9), Some("dn2"))));
-        assert_eq!(lines[1], Some((Kind::Stored, tag("c1", 12, 9), None)));
+        let record = parse("C c1 10-12,15 9 dn2").unwrap();
+        assert_eq!(record.kind, Kind::Stored);
+        assert_eq!(record.client.as_str(), "c1");
+        assert_eq!(record.seqs().collect::<Vec<_>>(), [10, 11, 12, 15]);
+        assert_eq!((record.acked, record.node), (9, Some("dn2")));
+        let plain = parse("S c1 12 9").unwrap();
+        assert_eq!(
+            (plain.kind, plain.runs, plain.node),
+            (Kind::Sent, vec![(12, 12)], None)
+        );
         for junk in [
             "",
             "X c1 1 0",
@@ -201,6 +393,13 @@ mod tests {
             "C c/1 2 0",
             "C c1 2 0 a b",
             "C c1 2 0 d/n",
+            "C c1 0 0",
+            "C c1 5-3 0",
+            "C c1 5,5 0",
+            "C c1 7,5 0",
+            "C c1 1-99999999 0",
+            "C c1 1,,2 0",
+            "C c1 +1 0",
         ] {
             assert_eq!(parse(junk), None, "{junk:?}");
         }
@@ -214,13 +413,21 @@ mod tests {
         let now = Instant::now();
         let (journal, windows) = open(&path, Durability::Never, now).unwrap();
         assert_eq!(windows.entries(), 0);
+        let (dn1, dn2, dn3): (Arc<str>, Arc<str>, Arc<str>) =
+            ("dn1".into(), "dn2".into(), "dn3".into());
         let mut out = Vec::new();
         for seq in 1..=10 {
+            // One batch per message: sent, then confirmed by another.
+            let mut records = Records::default();
             let tag = tag("c1", seq, seq.saturating_sub(3));
-            push(&mut out, Kind::Sent, &tag, Some("dn1"));
-            push(&mut out, Kind::Stored, &tag, Some("dn2"));
+            records.push(Kind::Sent, &tag, Some(&dn1));
+            records.write_to(&mut out);
+            records.push(Kind::Stored, &tag, Some(&dn2));
+            records.write_to(&mut out);
         }
-        push(&mut out, Kind::Sent, &tag("c2", 1, 0), Some("dn3"));
+        let mut records = Records::default();
+        records.push(Kind::Sent, &tag("c2", 1, 0), Some(&dn3));
+        records.write_to(&mut out);
         journal.append(&out).await.unwrap();
         drop(journal);
         // A line cut short by a crash.
@@ -244,8 +451,12 @@ mod tests {
         }
         let c2 = ClientId::new("c2").unwrap();
         assert_eq!(windows.get_mut(&c2, 1).unwrap().kind, Kind::Sent);
-        let text = fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "compacted: {text}");
-        assert!(text.lines().all(|line| parse(line).is_some()));
+        let mut text: Vec<_> = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        text.sort();
+        assert_eq!(text, ["C c1 8-10 7 dn2", "S c2 1 0 dn3"], "compacted");
     }
 }

@@ -6,7 +6,8 @@
 //! before its batch is written:
 //!
 //! - new: written with the batch, and its id appended to the sidecar
-//!   `<log>.ids` (`C <client> <seq> <acked>`) right after, in the same
+//!   `<log>.ids` (`C <client> <seqs> <acked>`, one record per client of
+//!   the batch: [`sidecar`]) right after, in the same
 //!   call, before it is confirmed;
 //! - already stored: answered again, with the node's usual sentence, with
 //!   nothing written;
@@ -84,6 +85,8 @@ struct State {
     /// (both are written before the lock is released).
     record: Record,
     ids: Vec<u8>,
+    /// The sidecar records of the batch being stored.
+    records: sidecar::Records,
 }
 
 /// A reused buffer bigger than this is dropped after its batch.
@@ -118,6 +121,7 @@ impl TaggedLog {
                 batches: 0,
                 record: Record::new(),
                 ids: Vec::new(),
+                records: sidecar::Records::default(),
             }),
             sidecar,
             answers,
@@ -173,12 +177,13 @@ impl TaggedLog {
             if matches!(plan, Plan::Write) {
                 record.push(left, message);
                 if let Some(tag) = tag {
-                    sidecar::push(&mut ids, sidecar::Kind::Stored, tag, None);
+                    state.records.push(sidecar::Kind::Stored, tag, None);
                     fresh.push(tag);
                 }
             }
             plans.push(plan);
         }
+        state.records.write_to(&mut ids);
         let written = log.write(record.as_bytes());
         let side = match &written {
             Ok(_) if !ids.is_empty() => Some(self.sidecar.write(&ids)),
@@ -368,6 +373,7 @@ mod tests {
                 batches: 0,
                 record: Record::new(),
                 ids: Vec::new(),
+                records: sidecar::Records::default(),
             }),
             sidecar,
             answers: answers(),

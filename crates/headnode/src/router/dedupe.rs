@@ -35,9 +35,10 @@
 //!
 //! What must survive a restart is appended to the router's ledger, which
 //! the driver writes to `registro_server.txt.ids` before it sends the
-//! pass's frames: `S <client> <seq> <acked> <node>` when a message is sent
-//! to a datanode not already holding it, `C ... <node>` when it is
-//! confirmed (format: [`dedupe::sidecar`]).
+//! pass's frames: `S <client> <seqs> <acked> <node>` when messages are sent
+//! to a datanode not already holding them, `C ... <node>` when they are
+//! confirmed, one record per client and datanode of the pass (format:
+//! [`dedupe::sidecar`]).
 
 use std::{sync::Arc, time::Instant};
 
@@ -64,7 +65,9 @@ pub(super) enum Known {
 #[derive(Debug, Default)]
 pub(super) struct Tagged {
     pub windows: Windows<Known>,
-    pub ledger: Vec<u8>,
+    /// This pass's records, and the buffer they are written into.
+    pub ledger: sidecar::Records,
+    pub ledger_bytes: Vec<u8>,
 }
 
 /// What to do with a tagged message just submitted.
@@ -98,10 +101,12 @@ impl<T> Router<T> {
     /// sent; the buffer is kept for the next pass.
     pub fn drain_ledger(&mut self, write: impl FnOnce(&[u8])) {
         if !self.seen.ledger.is_empty() {
-            write(&self.seen.ledger);
-            self.seen.ledger.clear();
-            if self.seen.ledger.capacity() > LEDGER_KEEP {
-                self.seen.ledger = Vec::new();
+            let bytes = &mut self.seen.ledger_bytes;
+            bytes.clear();
+            self.seen.ledger.write_to(bytes);
+            write(bytes);
+            if bytes.capacity() > LEDGER_KEEP {
+                *bytes = Vec::new();
             }
         }
     }
@@ -145,9 +150,9 @@ impl<T> Router<T> {
 
     /// Tagged message `tag` is sent to `node`: recorded unless it already
     /// held it.
-    pub(super) fn record_sent(&mut self, tag: &Tag, node: &str, held_already: bool) {
+    pub(super) fn record_sent(&mut self, tag: &Tag, node: &Arc<str>, held_already: bool) {
         if !held_already {
-            sidecar::push(&mut self.seen.ledger, Kind::Sent, tag, Some(node));
+            self.seen.ledger.push(Kind::Sent, tag, Some(node));
         }
     }
 
@@ -156,7 +161,7 @@ impl<T> Router<T> {
     pub(super) fn remember(&mut self, tag: &Tag, outcome: &Outcome) -> Vec<MsgId> {
         let was = match outcome {
             Ok(stored) => {
-                sidecar::push(&mut self.seen.ledger, Kind::Stored, tag, Some(&stored.node));
+                self.seen.ledger.push(Kind::Stored, tag, Some(&stored.node));
                 let stored = Known::Stored(Arc::clone(&stored.node));
                 self.seen
                     .windows
