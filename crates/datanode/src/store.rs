@@ -8,10 +8,9 @@ use std::{
 };
 
 use dedupe::store::{Answers, TaggedLog};
-use futures::FutureExt;
 use journal::{timestamp, Journal, Record};
 use node::{MessageStore, StoreFuture};
-use protocol::{sentences, ErrorCode, ErrorReply, Tag};
+use protocol::{sentences, Tag};
 
 /// Appends stored messages to data.txt and confirms them.
 #[derive(Debug)]
@@ -96,27 +95,12 @@ impl MessageStore for DataStore {
         let written = self.journal.write(record.as_bytes());
         *self.spare() = Some(record);
         let name = self.name.clone();
-        async move {
-            let written = match written {
-                Ok(written) => written.durable().await,
-                Err(err) => Err(err),
-            };
-            match written {
-                Ok(()) => messages
-                    .iter()
-                    .map(|message| Ok(sentences::datanode_stored(&name, message)))
-                    .collect(),
-                Err(err) => {
-                    tracing::error!(%err, "could not append to data.txt");
-                    let reply = ErrorReply::new(
-                        ErrorCode::Storage,
-                        format!("cannot write data.txt: {err}"),
-                    );
-                    messages.iter().map(|_| Err(reply.clone())).collect()
-                }
-            }
-        }
-        .boxed()
+        node::session::answer_when_durable(
+            written,
+            messages,
+            move |message| sentences::datanode_stored(&name, message),
+            "cannot write data.txt",
+        )
     }
 }
 

@@ -53,6 +53,33 @@ pub type StoreResult = Result<String, ErrorReply>;
 /// Resolves to one [`StoreResult`] per message of a batch, in order.
 pub type StoreFuture = BoxFuture<'static, Vec<StoreResult>>;
 
+/// The results of a batch appended with one [`journal::Journal::write`]:
+/// once it is durable, each message's `stored` sentence; if the write or
+/// its sync failed, `ERR STORAGE <failed>: <error>` for every message (and
+/// the error logged once), as the server and the datanode answer.
+pub fn answer_when_durable(
+    written: Result<journal::Written, journal::Error>,
+    messages: Vec<String>,
+    stored: impl Fn(&str) -> String + Send + 'static,
+    failed: &'static str,
+) -> StoreFuture {
+    async move {
+        let written = match written {
+            Ok(written) => written.durable().await,
+            Err(err) => Err(err),
+        };
+        match written {
+            Ok(()) => messages.iter().map(|message| Ok(stored(message))).collect(),
+            Err(err) => {
+                tracing::error!(%err, messages = messages.len(), "{failed}; answering ERR STORAGE");
+                let reply = ErrorReply::new(ErrorCode::Storage, format!("{failed}: {err}"));
+                vec![Err(reply); messages.len()]
+            }
+        }
+    }
+    .boxed()
+}
+
 /// Where a node puts the messages its peers send.
 pub trait MessageStore: Send + Sync + 'static {
     /// Stores `messages`, which `peer` sent in this order.

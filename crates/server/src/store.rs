@@ -13,10 +13,9 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use futures::FutureExt;
 use journal::{Journal, Record};
 use node::{MessageStore, StoreFuture};
-use protocol::{sentences, ErrorCode, ErrorReply, Tag};
+use protocol::{sentences, Tag};
 
 use crate::tagged::Tagged;
 
@@ -111,34 +110,19 @@ impl MessageStore for LogStore {
             }
             written
         });
-        async move {
-            let result = match written {
-                Ok(written) => written.durable().await,
-                Err(err) => Err(err),
-            };
-            match result {
-                Ok(()) => messages
-                    .iter()
-                    .map(|message| Ok(sentences::server_received(message)))
-                    .collect(),
-                Err(err) => {
-                    tracing::error!(%peer, %err, messages = messages.len(),
-                        "could not write to the log file; answering ERR STORAGE");
-                    let reply = ErrorReply::new(
-                        ErrorCode::Storage,
-                        format!("the server could not write its log file: {err}"),
-                    );
-                    vec![Err(reply); messages.len()]
-                }
-            }
-        }
-        .boxed()
+        node::session::answer_when_durable(
+            written,
+            messages,
+            sentences::server_received,
+            "the server could not write its log file",
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use journal::Durability;
+    use protocol::ErrorCode;
 
     use super::*;
 
