@@ -33,11 +33,11 @@
 
 pub mod sidecar;
 pub mod store;
+mod window;
 
-use std::{
-    collections::{btree_map, BTreeMap},
-    time::{Duration, Instant},
-};
+pub use window::{Window, DENSE_SPAN};
+
+use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
@@ -53,47 +53,6 @@ pub enum Seen<'a, V> {
     /// Numbered at or below what its client acknowledged: the client
     /// promised never to send it again.
     Acknowledged,
-}
-
-/// One client's window: its floor and the messages above it.
-#[derive(Debug)]
-pub struct Window<V> {
-    floor: u64,
-    entries: BTreeMap<u64, V>,
-    last_seen: Instant,
-}
-
-impl<V> Window<V> {
-    /// Raises the floor to `acked`, dropping the entries at or below it;
-    /// returns how many were dropped. One message acknowledges one or a
-    /// few entries: they are popped from the front, with no new tree (a
-    /// `split_off` per message cost an allocation each, figure 4t of
-    /// docs/PERFORMANCE.md).
-    fn ack(&mut self, acked: u64) -> usize {
-        if acked <= self.floor {
-            return 0;
-        }
-        self.floor = acked;
-        let mut dropped = 0;
-        while let Some(first) = self.entries.first_entry() {
-            if *first.key() > acked {
-                break;
-            }
-            first.remove();
-            dropped += 1;
-        }
-        dropped
-    }
-
-    /// The highest `acked` seen.
-    pub fn floor(&self) -> u64 {
-        self.floor
-    }
-
-    /// The entries, by sequence number.
-    pub fn entries(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.entries.iter().map(|(&seq, v)| (seq, v))
-    }
 }
 
 /// Every client's window.
@@ -118,10 +77,10 @@ impl<V> Windows<V> {
     pub fn check(&mut self, tag: &Tag, now: Instant) -> Seen<'_, V> {
         let window = window_of(&mut self.clients, &tag.client, now);
         self.entries -= window.ack(tag.acked);
-        if tag.seq <= window.floor {
+        if tag.seq <= window.floor() {
             return Seen::Acknowledged;
         }
-        match window.entries.get_mut(&tag.seq) {
+        match window.get_mut(tag.seq) {
             Some(value) => Seen::Known(value),
             None => Seen::New,
         }
@@ -137,29 +96,28 @@ impl<V> Windows<V> {
     ) -> Seen<'_, V> {
         let window = window_of(&mut self.clients, &tag.client, now);
         self.entries -= window.ack(tag.acked);
-        if tag.seq <= window.floor {
+        if tag.seq <= window.floor() {
             return Seen::Acknowledged;
         }
-        match window.entries.entry(tag.seq) {
-            btree_map::Entry::Occupied(entry) => Seen::Known(entry.into_mut()),
-            btree_map::Entry::Vacant(entry) => {
-                entry.insert(value());
+        match window.get_or_insert_with(tag.seq, value) {
+            (true, _) => {
                 self.entries += 1;
                 Seen::New
             }
+            (false, known) => Seen::Known(known),
         }
     }
 
     /// What is kept of message `(client, seq)`, if anything.
     pub fn get_mut(&mut self, client: &ClientId, seq: u64) -> Option<&mut V> {
-        self.clients.get_mut(client)?.entries.get_mut(&seq)
+        self.clients.get_mut(client)?.get_mut(seq)
     }
 
     /// Keeps `value` for message `(client, seq)`, unless its client
     /// acknowledged it already.
     pub fn insert(&mut self, client: &ClientId, seq: u64, value: V, now: Instant) {
         let window = self.window(client, now);
-        if seq > window.floor && window.entries.insert(seq, value).is_none() {
+        if seq > window.floor() && window.insert(seq, value) {
             self.entries += 1;
         }
     }
@@ -167,7 +125,7 @@ impl<V> Windows<V> {
     /// Forgets message `(client, seq)` (its outcome was an error: a resend
     /// is tried afresh); returns what was kept.
     pub fn remove(&mut self, client: &ClientId, seq: u64) -> Option<V> {
-        let value = self.clients.get_mut(client)?.entries.remove(&seq)?;
+        let value = self.clients.get_mut(client)?.remove(seq)?;
         self.entries -= 1;
         Some(value)
     }
@@ -181,7 +139,7 @@ impl<V> Windows<V> {
     /// Drops the clients with no entry that have sent nothing for `idle`.
     pub fn expire_idle(&mut self, now: Instant, idle: Duration) {
         self.clients.retain(|_, window| {
-            !window.entries.is_empty() || now.saturating_duration_since(window.last_seen) < idle
+            !window.is_empty() || now.saturating_duration_since(window.last_seen) < idle
         });
     }
 
@@ -213,11 +171,9 @@ fn window_of<'a, V>(
 ) -> &'a mut Window<V> {
     // Looked up by reference: the id is cloned only for a new client, not
     // once per message.
-    let window = clients.entry_ref(client).or_insert_with(|| Window {
-        floor: 0,
-        entries: BTreeMap::new(),
-        last_seen: now,
-    });
+    let window = clients
+        .entry_ref(client)
+        .or_insert_with(|| Window::new(now));
     window.last_seen = now;
     window
 }
