@@ -22,9 +22,12 @@
 //! what it had stored.
 //!
 //! The one window left: the node killed between the `write(2)` of a batch
-//! to its log file and the `write(2)` of its ids to the sidecar (two
-//! consecutive system calls of one thread) forgets those ids, and a resend
-//! writes them again.
+//! to its log file and the `write(2)` of its ids to the sidecar (two system
+//! calls of one thread, one right after the other, with nothing waited for
+//! between) forgets those ids, and a resend writes them again: at most one
+//! batch per runtime thread. The sidecar's write comes after the store's
+//! lock is released, so that the two threads of a busy server do not wait
+//! on each other's second write.
 
 use std::{
     sync::{Arc, Mutex},
@@ -37,6 +40,7 @@ use futures::{
 };
 use journal::{Durability, Journal, Record};
 use protocol::{ErrorCode, ErrorReply, Tag};
+use tokio::sync::oneshot;
 
 use crate::{sidecar, Seen, Windows};
 
@@ -84,7 +88,6 @@ struct State {
     /// The lines and the ids of the last batch, kept for the next one
     /// (both are written before the lock is released).
     record: Record,
-    ids: Vec<u8>,
     /// The sidecar records of the batch being stored.
     records: sidecar::Records,
 }
@@ -120,7 +123,6 @@ impl TaggedLog {
                 windows,
                 batches: 0,
                 record: Record::new(),
-                ids: Vec::new(),
                 records: sidecar::Records::default(),
             }),
             sidecar,
@@ -157,12 +159,8 @@ impl TaggedLog {
         let mut plans = Vec::with_capacity(messages.len());
         let mut guard = self.lock();
         let state = &mut *guard;
-        let (mut record, mut ids) = (
-            std::mem::take(&mut state.record),
-            std::mem::take(&mut state.ids),
-        );
+        let mut record = std::mem::take(&mut state.record);
         record.clear();
-        ids.clear();
         for (index, message) in messages.iter().enumerate() {
             let tag = tags.get(index).and_then(Option::as_ref);
             // A new one is kept as stored at once: a second copy in this
@@ -183,17 +181,21 @@ impl TaggedLog {
             }
             plans.push(plan);
         }
+        // The sidecar's records, written after the lock is released: they
+        // are independent of other batches', and a copy of one of these
+        // messages answered meanwhile is answered for good (its client will
+        // not resend it), or, with `--fsync always`, waits for `durable`,
+        // which covers the sidecar too.
+        let mut ids = Vec::new();
         state.records.write_to(&mut ids);
         let written = log.write(record.as_bytes());
-        let side = match &written {
-            Ok(_) if !ids.is_empty() => Some(self.sidecar.write(&ids)),
-            _ => None,
-        };
-        if record.capacity() <= SCRATCH_KEEP && ids.capacity() <= SCRATCH_KEEP {
-            (state.record, state.ids) = (record, ids);
+        if record.capacity() <= SCRATCH_KEEP {
+            state.record = record;
         }
-        let durable: Durable = match (written, side) {
-            (Err(err), _) => {
+        let (side_done, side) = oneshot::channel::<journal::Written>();
+        let write_side = written.is_ok() && !ids.is_empty();
+        let durable: Durable = match written {
+            Err(err) => {
                 for tag in &fresh {
                     state.windows.remove(&tag.client, tag.seq);
                 }
@@ -201,16 +203,12 @@ impl TaggedLog {
                     .boxed()
                     .shared()
             }
-            (Ok(written), side) => {
-                let side = side.and_then(|side| {
-                    side.map_err(|err| {
-                        tracing::error!(%err, "cannot append to the sidecar; a resend after a restart could be stored twice");
-                    })
-                    .ok()
-                });
+            Ok(written) => {
                 let durable = async move {
                     written.durable().await.map_err(|err| err.to_string())?;
-                    if let Some(side) = side {
+                    // Nothing comes when there was nothing to write, or
+                    // the write failed (logged where it failed).
+                    if let Ok(side) = side.await {
                         if let Err(err) = side.durable().await {
                             tracing::error!(%err, "cannot sync the sidecar");
                         }
@@ -253,6 +251,15 @@ impl TaggedLog {
             state.windows.expire_idle(now, IDLE_EXPIRY);
         }
         drop(guard);
+        if write_side {
+            match self.sidecar.write(&ids) {
+                Ok(side) => {
+                    let _ = side_done.send(side);
+                }
+                Err(err) => tracing::error!(%err,
+                    "cannot append to the sidecar; a resend after a restart could be stored twice"),
+            }
+        }
         let this = Arc::clone(self);
         async move {
             let own = durable.await;
@@ -372,7 +379,6 @@ mod tests {
                 windows: Windows::default(),
                 batches: 0,
                 record: Record::new(),
-                ids: Vec::new(),
                 records: sidecar::Records::default(),
             }),
             sidecar,

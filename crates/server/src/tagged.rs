@@ -10,10 +10,9 @@
 //! sidecar is read back when the server starts, so a client that resends
 //! to a restarted server gets the answers of what it had stored.
 //!
-//! The one window left: the server killed between the `write(2)` of a
-//! batch to log.txt and the `write(2)` of its ids to the sidecar (two
-//! consecutive system calls of one thread) forgets those ids, and a resend
-//! writes them again.
+//! The one window left is the one [`dedupe::store`] states: the server
+//! killed between the `write(2)` of a batch to log.txt and that of its ids
+//! to the sidecar.
 
 use dedupe::store::{Answers, TaggedLog};
 use journal::Journal;
