@@ -12,6 +12,9 @@ use journal::{timestamp, Journal, Record};
 use node::{MessageStore, StoreFuture};
 use protocol::{sentences, Tag};
 
+/// What an `ERR STORAGE` says could not be done, plain or tagged.
+const WRITE_FAILED: &str = "cannot write data.txt";
+
 /// Appends stored messages to data.txt and confirms them.
 #[derive(Debug)]
 pub struct DataStore {
@@ -47,7 +50,7 @@ impl DataStore {
             journal,
             Answers {
                 stored: Box::new(move |message| sentences::datanode_stored(&name, message)),
-                failed: "cannot write data.txt",
+                failed: WRITE_FAILED,
             },
         )
     }
@@ -99,7 +102,7 @@ impl MessageStore for DataStore {
             written,
             messages,
             move |message| sentences::datanode_stored(&name, message),
-            "cannot write data.txt",
+            WRITE_FAILED,
         )
     }
 }

@@ -75,11 +75,9 @@ impl<V> Windows<V> {
     /// Takes `tag`'s `acked` into account (dropping what it acknowledges),
     /// then says what is known of its message.
     pub fn check(&mut self, tag: &Tag, now: Instant) -> Seen<'_, V> {
-        let window = window_of(&mut self.clients, &tag.client, now);
-        self.entries -= window.ack(tag.acked);
-        if tag.seq <= window.floor() {
+        let Some(window) = above_floor(&mut self.clients, &mut self.entries, tag, now) else {
             return Seen::Acknowledged;
-        }
+        };
         match window.get_mut(tag.seq) {
             Some(value) => Seen::Known(value),
             None => Seen::New,
@@ -94,11 +92,9 @@ impl<V> Windows<V> {
         now: Instant,
         value: impl FnOnce() -> V,
     ) -> Seen<'_, V> {
-        let window = window_of(&mut self.clients, &tag.client, now);
-        self.entries -= window.ack(tag.acked);
-        if tag.seq <= window.floor() {
+        let Some(window) = above_floor(&mut self.clients, &mut self.entries, tag, now) else {
             return Seen::Acknowledged;
-        }
+        };
         match window.get_or_insert_with(tag.seq, value) {
             (true, _) => {
                 self.entries += 1;
@@ -161,6 +157,20 @@ impl<V> Windows<V> {
     fn window(&mut self, client: &ClientId, now: Instant) -> &mut Window<V> {
         window_of(&mut self.clients, client, now)
     }
+}
+
+/// The window of `tag`'s client once `tag.acked` is taken into account
+/// (what it acknowledges is dropped from `entries`), or `None` if the
+/// message is at or below its client's floor.
+fn above_floor<'a, V>(
+    clients: &'a mut HashMap<ClientId, Window<V>>,
+    entries: &mut usize,
+    tag: &Tag,
+    now: Instant,
+) -> Option<&'a mut Window<V>> {
+    let window = window_of(clients, &tag.client, now);
+    *entries -= window.ack(tag.acked);
+    (tag.seq > window.floor()).then_some(window)
 }
 
 /// `client`'s window in `clients`, made if new, marked seen at `now`.

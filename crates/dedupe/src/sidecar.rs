@@ -44,7 +44,7 @@ use std::{
 
 use hashbrown::HashMap;
 use journal::{Durability, Journal};
-use protocol::{ClientId, Tag};
+use protocol::{id::decimal, ClientId, Tag};
 
 use crate::Windows;
 
@@ -251,7 +251,7 @@ pub fn parse(line: &str) -> Option<Parsed<'_>> {
     };
     let client = ClientId::new(fields.next()?)?;
     let runs = parse_runs(fields.next()?)?;
-    let acked = number(fields.next()?)?;
+    let acked = decimal(fields.next()?)?;
     let node = fields.next();
     let highest = runs.last()?.1;
     if fields.next().is_some()
@@ -276,8 +276,8 @@ fn parse_runs(text: &str) -> Option<Vec<(u64, u64)>> {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     for item in text.split(',') {
         let (first, last) = match item.split_once('-') {
-            Some((first, last)) => (number(first)?, number(last)?),
-            None => (number(item)?, number(item)?),
+            Some((first, last)) => (decimal(first)?, decimal(last)?),
+            None => (decimal(item)?, decimal(item)?),
         };
         let after_previous = runs.last().is_none_or(|&(_, previous)| first > previous);
         if first == 0 || last < first || last - first >= protocol::id::MAX_WINDOW || !after_previous
@@ -287,14 +287,6 @@ fn parse_runs(text: &str) -> Option<Vec<(u64, u64)>> {
         runs.push((first, last));
     }
     Some(runs)
-}
-
-/// A decimal number: digits only.
-fn number(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 /// Reads the sidecar at `path` (none yet is an empty one), rewrites it

@@ -141,9 +141,9 @@ impl Tag {
         let client = ids
             .get(client)
             .ok_or_else(|| bad("the client id is 1 to 64 characters from A-Z a-z 0-9 . _ -"))?;
-        let seq = parts.next().and_then(number).filter(|&seq| seq >= 1);
+        let seq = parts.next().and_then(decimal).filter(|&seq| seq >= 1);
         let seq = seq.ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
-        let acked = parts.next().and_then(number).filter(|&acked| acked < seq);
+        let acked = parts.next().and_then(decimal).filter(|&acked| acked < seq);
         let acked =
             acked.ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
         if seq - acked > MAX_WINDOW {
@@ -176,8 +176,8 @@ impl fmt::Display for Tag {
 }
 
 /// A decimal number as the protocol writes them: ASCII digits only, no
-/// sign, at most 20 digits.
-fn number(text: &str) -> Option<u64> {
+/// sign, at most 20 digits. The sidecars write theirs the same way.
+pub fn decimal(text: &str) -> Option<u64> {
     if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -185,18 +185,7 @@ fn number(text: &str) -> Option<u64> {
 }
 
 fn put_number(dst: &mut BytesMut, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    dst.put_slice(&digits[at..]);
+    dst.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 #[cfg(test)]

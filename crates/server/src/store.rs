@@ -79,6 +79,9 @@ thread_local! {
 /// that one huge batch does not pin its memory for the thread's life.
 const SCRATCH_KEEP: usize = 1 << 20;
 
+/// What an `ERR STORAGE` says could not be done, plain or tagged.
+pub(crate) const WRITE_FAILED: &str = "the server could not write its log file";
+
 impl MessageStore for LogStore {
     fn store_tagged(
         &self,
@@ -114,7 +117,7 @@ impl MessageStore for LogStore {
             written,
             messages,
             sentences::server_received,
-            "the server could not write its log file",
+            WRITE_FAILED,
         )
     }
 }

@@ -29,7 +29,7 @@ pub fn open(log: &Journal) -> Result<Tagged, journal::Error> {
         log,
         Answers {
             stored: Box::new(sentences::server_received),
-            failed: "the server could not write its log file",
+            failed: crate::store::WRITE_FAILED,
         },
     )
 }
