@@ -42,7 +42,7 @@ use std::{
     time::Instant,
 };
 
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use journal::{Durability, Journal};
 use protocol::{id::decimal, ClientId, Tag};
 
@@ -85,6 +85,11 @@ pub fn path_for(log: &Path) -> PathBuf {
 pub struct Records {
     index: HashMap<GroupKey, usize>,
     groups: Vec<Group>,
+    /// The group of the last message: a batch's messages mostly come one
+    /// client at a time, so most need no hash look-up at all.
+    last: Option<usize>,
+    /// Number lists of groups written, kept for the next pass's groups.
+    spare: Vec<Vec<u64>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,9 +108,15 @@ struct KeyRef<'a> {
     node: Option<&'a Arc<str>>,
 }
 
-impl hashbrown::Equivalent<GroupKey> for KeyRef<'_> {
+impl Equivalent<GroupKey> for KeyRef<'_> {
     fn equivalent(&self, key: &GroupKey) -> bool {
-        self.kind == key.kind && *self.client == key.client && self.node == key.node.as_ref()
+        // Node names are shared `Arc`s: the pointers mostly decide.
+        let same_node = match (self.node, &key.node) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        self.kind == key.kind && *self.client == key.client && same_node
     }
 }
 
@@ -124,8 +135,9 @@ impl Records {
             client: &tag.client,
             node,
         };
-        let at = match self.index.get(&lookup) {
-            Some(&at) => at,
+        let last = self.last.filter(|&at| lookup.equivalent(&self.groups[at].key));
+        let at = match last.or_else(|| self.index.get(&lookup).copied()) {
+            Some(at) => at,
             None => {
                 let key = GroupKey {
                     kind,
@@ -135,12 +147,13 @@ impl Records {
                 self.index.insert(key.clone(), self.groups.len());
                 self.groups.push(Group {
                     key,
-                    seqs: Vec::new(),
+                    seqs: self.spare.pop().unwrap_or_default(),
                     acked: 0,
                 });
                 self.groups.len() - 1
             }
         };
+        self.last = Some(at);
         let group = &mut self.groups[at];
         group.seqs.push(tag.seq);
         group.acked = group.acked.max(tag.acked);
@@ -156,25 +169,38 @@ impl Records {
     /// Within one batch a message is named once per kind, and `S` lines come
     /// before `C` lines, so grouping changes nothing a later fold reads.
     pub fn write_to(&mut self, out: &mut Vec<u8>) {
-        // A few groups per client of the batch: sorted, for S before C and
-        // an order that does not depend on the hash.
-        self.groups.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        for group in &mut self.groups {
-            group.seqs.sort_unstable();
-            let key = &group.key;
-            write_record(
-                out,
-                key.kind,
-                &key.client,
-                &group.seqs,
-                group.acked,
-                key.node.as_deref(),
-            );
+        // In the order the groups were first seen (which does not depend on
+        // the hash), `S` before `C`.
+        for kind in [Kind::Sent, Kind::Stored] {
+            for group in self.groups.iter_mut().filter(|group| group.key.kind == kind) {
+                group.seqs.sort_unstable();
+                let key = &group.key;
+                write_record(
+                    out,
+                    key.kind,
+                    &key.client,
+                    &group.seqs,
+                    group.acked,
+                    key.node.as_deref(),
+                );
+            }
         }
-        self.groups.clear();
+        for mut group in self.groups.drain(..) {
+            if group.seqs.capacity() <= SPARE_SEQS_KEEP {
+                group.seqs.clear();
+                self.spare.push(group.seqs);
+            }
+        }
+        self.spare.truncate(SPARE_LISTS_KEEP);
         self.index.clear();
+        self.last = None;
     }
 }
+
+/// A group's number list longer than this is not kept for reuse.
+const SPARE_SEQS_KEEP: usize = 4096;
+/// Number lists kept for reuse, at most.
+const SPARE_LISTS_KEEP: usize = 1024;
 
 /// Appends one record to `out`: `seqs` sorted, duplicates allowed.
 fn write_record(
@@ -387,7 +413,7 @@ mod tests {
             records.push(Kind::Stored, &tag("c1", seq, acked), None);
         }
         records.push(Kind::Stored, &tag("c0", 3, 0), None);
-        assert_eq!(written(&mut records), "C c0 3 0\nC c1 10-12,15,20 12\n");
+        assert_eq!(written(&mut records), "C c1 10-12,15,20 12\nC c0 3 0\n", "in the order first seen");
         records.push(Kind::Stored, &tag("c1", 4, 0), Some(&dn2));
         records.push(Kind::Sent, &tag("c1", 5, 0), Some(&dn1));
         records.push(Kind::Sent, &tag("c1", 6, 0), Some(&dn2));

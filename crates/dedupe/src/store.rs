@@ -85,11 +85,6 @@ pub struct TaggedLog {
 struct State {
     windows: Windows<Entry>,
     batches: u32,
-    /// The lines and the ids of the last batch, kept for the next one
-    /// (both are written before the lock is released).
-    record: Record,
-    /// The sidecar records of the batch being stored.
-    records: sidecar::Records,
 }
 
 /// A reused buffer bigger than this is dropped after its batch.
@@ -122,8 +117,6 @@ impl TaggedLog {
             state: Mutex::new(State {
                 windows,
                 batches: 0,
-                record: Record::new(),
-                records: sidecar::Records::default(),
             }),
             sidecar,
             answers,
@@ -141,6 +134,13 @@ impl TaggedLog {
 
     /// Stores a batch with tags (`tags[i]` is message `i`'s) to `log`, each
     /// line starting with `left`; see the module docs.
+    ///
+    /// The lock is held only for the window look-ups and the log's
+    /// `write(2)`: the lines are escaped before it is taken (as if every
+    /// message were new, the usual case) and the sidecar's records made
+    /// after it is released. Held across the escaping and the records, it
+    /// kept the server's second runtime thread waiting on a futex for much
+    /// of its time (docs/PERFORMANCE.md, "Tagged messages beside plain").
     pub fn store(
         self: &Arc<Self>,
         log: &Journal,
@@ -148,144 +148,235 @@ impl TaggedLog {
         messages: Vec<String>,
         tags: Vec<Option<Tag>>,
     ) -> BoxFuture<'static, Results> {
-        enum Plan {
-            Write,
-            Again,
-            Wait(Durable),
-            Refuse(ErrorReply),
-        }
+        SCRATCH.with_borrow_mut(|scratch| self.store_with(scratch, log, left, messages, tags))
+    }
+
+    fn store_with(
+        self: &Arc<Self>,
+        scratch: &mut Scratch,
+        log: &Journal,
+        left: &str,
+        messages: Vec<String>,
+        tags: Vec<Option<Tag>>,
+    ) -> BoxFuture<'static, Results> {
         let now = Instant::now();
-        let mut fresh: Vec<&Tag> = Vec::new();
+        let record = &mut scratch.record;
+        record.clear();
+        for message in &messages {
+            record.push(left, message);
+        }
+        let always = log.durability() == Durability::Always;
         let mut plans = Vec::with_capacity(messages.len());
+        let mut fresh: Vec<usize> = Vec::with_capacity(if tags.is_empty() { 0 } else { messages.len() });
         let mut guard = self.lock();
         let state = &mut *guard;
-        let mut record = std::mem::take(&mut state.record);
-        record.clear();
-        for (index, message) in messages.iter().enumerate() {
-            let tag = tags.get(index).and_then(Option::as_ref);
+        for (index, tag) in (0..messages.len()).map(|i| (i, tags.get(i).and_then(Option::as_ref))) {
             // A new one is kept as stored at once: a second copy in this
             // batch is answered again, not written again.
             let seen = tag.map(|tag| state.windows.check_or_insert(tag, now, || Entry::Stored));
             let plan = match seen {
-                None | Some(Seen::New) => Plan::Write,
+                None => Plan::Write,
+                Some(Seen::New) => {
+                    fresh.push(index);
+                    Plan::Write
+                }
                 Some(Seen::Known(Entry::Stored)) => Plan::Again,
                 Some(Seen::Known(Entry::Written(durable))) => Plan::Wait(durable.clone()),
                 Some(Seen::Acknowledged) => Plan::Refuse(acknowledged(tag.expect("tagged"))),
             };
-            if matches!(plan, Plan::Write) {
-                record.push(left, message);
-                if let Some(tag) = tag {
-                    state.records.push(sidecar::Kind::Stored, tag, None);
-                    fresh.push(tag);
-                }
-            }
             plans.push(plan);
         }
-        // The sidecar's records, written after the lock is released: they
-        // are independent of other batches', and a copy of one of these
-        // messages answered meanwhile is answered for good (its client will
-        // not resend it), or, with `--fsync always`, waits for `durable`,
-        // which covers the sidecar too.
-        let mut ids = Vec::new();
-        state.records.write_to(&mut ids);
-        let written = log.write(record.as_bytes());
-        if record.capacity() <= SCRATCH_KEEP {
-            state.record = record;
+        if plans.iter().any(|plan| !matches!(plan, Plan::Write)) {
+            // Copies or refusals (a resend): the lines again, of the new
+            // messages only.
+            record.clear();
+            for (plan, message) in plans.iter().zip(&messages) {
+                if matches!(plan, Plan::Write) {
+                    record.push(left, message);
+                }
+            }
         }
-        let (side_done, side) = oneshot::channel::<journal::Written>();
-        let write_side = written.is_ok() && !ids.is_empty();
-        let durable: Durable = match written {
+        let written = log.write(record.as_bytes());
+        if record.capacity() > SCRATCH_KEEP {
+            *record = Record::new();
+        }
+        let tag_of = |index: usize| tags[index].as_ref().expect("fresh messages are tagged");
+        // Only `--fsync always` has anything to wait for once written.
+        let (written, to_sync) = match written {
+            Ok(written) if always => (Ok(()), Some(written)),
+            Ok(_) => (Ok(()), None),
             Err(err) => {
-                for tag in &fresh {
+                for &index in &fresh {
+                    let tag = tag_of(index);
                     state.windows.remove(&tag.client, tag.seq);
                 }
-                futures::future::ready(Err(err.to_string()))
-                    .boxed()
-                    .shared()
-            }
-            Ok(written) => {
-                let durable = async move {
-                    written.durable().await.map_err(|err| err.to_string())?;
-                    // Nothing comes when there was nothing to write, or
-                    // the write failed (logged where it failed).
-                    if let Ok(side) = side.await {
-                        if let Err(err) = side.durable().await {
-                            tracing::error!(%err, "cannot sync the sidecar");
-                        }
-                    }
-                    Ok(())
-                }
-                .boxed()
-                .shared();
-                if log.durability() == Durability::Always && !fresh.is_empty() {
-                    for tag in &fresh {
-                        if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
-                            *entry = Entry::Written(durable.clone());
-                        }
-                    }
-                    // Settled whether or not the session still waits.
-                    let (tagged, durable, fresh) = (
-                        Arc::clone(self),
-                        durable.clone(),
-                        fresh.iter().map(|&tag| tag.clone()).collect::<Vec<_>>(),
-                    );
-                    tokio::spawn(async move {
-                        let ok = durable.await.is_ok();
-                        let mut state = tagged.lock();
-                        for tag in fresh {
-                            if ok {
-                                if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
-                                    *entry = Entry::Stored;
-                                }
-                            } else {
-                                state.windows.remove(&tag.client, tag.seq);
-                            }
-                        }
-                    });
-                }
-                durable
+                (Err(err.to_string()), None)
             }
         };
+        // With `--fsync always` a copy that arrives before the fsync waits
+        // for this batch's outcome, which covers the sidecar too.
+        let mut side_done = None;
+        let shared = to_sync.map(|written| {
+            let (done, side) = oneshot::channel::<journal::Written>();
+            side_done = Some(done);
+            let durable: Durable = async move {
+                written.durable().await.map_err(|err| err.to_string())?;
+                // Nothing comes when there was nothing to write, or the
+                // write failed (logged where it failed).
+                if let Ok(side) = side.await {
+                    if let Err(err) = side.durable().await {
+                        tracing::error!(%err, "cannot sync the sidecar");
+                    }
+                }
+                Ok(())
+            }
+            .boxed()
+            .shared();
+            for &index in &fresh {
+                let tag = tag_of(index);
+                if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
+                    *entry = Entry::Written(durable.clone());
+                }
+            }
+            durable
+        });
         state.batches += 1;
         if state.batches.is_multiple_of(EXPIRY_EVERY) {
             state.windows.expire_idle(now, IDLE_EXPIRY);
         }
         drop(guard);
-        if write_side {
-            match self.sidecar.write(&ids) {
+        // The sidecar's records, written after the lock is released: they
+        // are independent of other batches', and a copy of one of these
+        // messages answered meanwhile is answered for good (its client will
+        // not resend it), or, with `--fsync always`, waits for `shared`.
+        if written.is_ok() && !fresh.is_empty() {
+            for &index in &fresh {
+                scratch.records.push(sidecar::Kind::Stored, tag_of(index), None);
+            }
+            scratch.ids.clear();
+            scratch.records.write_to(&mut scratch.ids);
+            match self.sidecar.write(&scratch.ids) {
                 Ok(side) => {
-                    let _ = side_done.send(side);
+                    if let Some(done) = side_done {
+                        let _ = done.send(side);
+                    }
                 }
                 Err(err) => tracing::error!(%err,
                     "cannot append to the sidecar; a resend after a restart could be stored twice"),
             }
+            if scratch.ids.capacity() > SCRATCH_KEEP {
+                scratch.ids = Vec::new();
+            }
         }
+        match shared {
+            Some(durable) => {
+                if !fresh.is_empty() {
+                    let fresh = fresh.iter().map(|&i| tag_of(i).clone()).collect();
+                    self.settle_when_durable(durable.clone(), fresh);
+                }
+                self.answer_later(durable, plans, messages)
+            }
+            None if plans.iter().all(|plan| !matches!(plan, Plan::Wait(_))) => {
+                // Nothing to wait for: answered now, with no future to share.
+                let own = written;
+                let results = plans
+                    .into_iter()
+                    .zip(&messages)
+                    .map(|(plan, message)| match plan {
+                        Plan::Write => self.answer(own.clone(), message),
+                        Plan::Again => self.answer(Ok(()), message),
+                        Plan::Refuse(err) => Err(err),
+                        Plan::Wait(_) => unreachable!("no copy waits"),
+                    })
+                    .collect();
+                futures::future::ready(results).boxed()
+            }
+            None => {
+                let own = futures::future::ready(written).boxed().shared();
+                self.answer_later(own, plans, messages)
+            }
+        }
+    }
+
+    /// With `--fsync always`: once the batch is durable its ids are marked
+    /// stored (or forgotten, if the fsync failed), whether or not the
+    /// session still waits.
+    fn settle_when_durable(self: &Arc<Self>, durable: Durable, fresh: Vec<Tag>) {
+        // Weak: a store dropped meanwhile (its node stopping) is let go,
+        // with its sidecar's lock, at once.
+        let tagged = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let ok = durable.await.is_ok();
+            let Some(tagged) = tagged.upgrade() else {
+                return;
+            };
+            let mut state = tagged.lock();
+            for tag in fresh {
+                if ok {
+                    if let Some(entry) = state.windows.get_mut(&tag.client, tag.seq) {
+                        *entry = Entry::Stored;
+                    }
+                } else {
+                    state.windows.remove(&tag.client, tag.seq);
+                }
+            }
+        });
+    }
+
+    /// The answers, once this batch's outcome (`own`) and those of the batches its copies wait for are known.
+    fn answer_later(
+        self: &Arc<Self>,
+        own: Durable,
+        plans: Vec<Plan>,
+        messages: Vec<String>,
+    ) -> BoxFuture<'static, Results> {
         let this = Arc::clone(self);
         async move {
-            let own = durable.await;
+            let own = own.await;
             let mut results = Vec::with_capacity(messages.len());
             for (plan, message) in plans.into_iter().zip(&messages) {
-                let outcome = match plan {
-                    Plan::Write => own.clone(),
-                    Plan::Again => Ok(()),
-                    Plan::Wait(other) => other.await,
-                    Plan::Refuse(err) => {
-                        results.push(Err(err));
-                        continue;
-                    }
-                };
-                results.push(match outcome {
-                    Ok(()) => Ok((this.answers.stored)(message)),
-                    Err(err) => Err(ErrorReply::new(
-                        ErrorCode::Storage,
-                        format!("{}: {err}", this.answers.failed),
-                    )),
+                results.push(match plan {
+                    Plan::Write => this.answer(own.clone(), message),
+                    Plan::Again => this.answer(Ok(()), message),
+                    Plan::Wait(other) => this.answer(other.await, message),
+                    Plan::Refuse(err) => Err(err),
                 });
             }
             results
         }
         .boxed()
     }
+
+    fn answer(&self, outcome: Result<(), String>, message: &str) -> Result<String, ErrorReply> {
+        match outcome {
+            Ok(()) => Ok((self.answers.stored)(message)),
+            Err(err) => Err(ErrorReply::new(
+                ErrorCode::Storage,
+                format!("{}: {err}", self.answers.failed),
+            )),
+        }
+    }
+}
+
+/// What one message of a batch gets.
+enum Plan {
+    Write,
+    Again,
+    Wait(Durable),
+    Refuse(ErrorReply),
+}
+
+/// What [`TaggedLog::store`] reuses from batch to batch on one thread: the
+/// lines and the sidecar's records and their bytes, made outside the lock.
+#[derive(Default)]
+struct Scratch {
+    record: Record,
+    records: sidecar::Records,
+    ids: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// The refusal of a message its client acknowledged already.
@@ -378,8 +469,6 @@ mod tests {
             state: Mutex::new(State {
                 windows: Windows::default(),
                 batches: 0,
-                record: Record::new(),
-                records: sidecar::Records::default(),
             }),
             sidecar,
             answers: answers(),
