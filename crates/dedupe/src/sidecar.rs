@@ -77,10 +77,13 @@ pub fn path_for(log: &Path) -> PathBuf {
 /// What one batch says of its messages, written grouped: one record per
 /// client, kind and node (see the module docs).
 ///
-/// Grouped as they come, with one hash look-up per message: a headnode's
-/// pass can hold tens of thousands of records, and sorting them all by
-/// client and node cost more than the rest of the ledger (about 150 ns per
-/// message, docs/PERFORMANCE.md).
+/// Grouped as they come, with at most one hash look-up per message (none
+/// when it belongs to the group of the message before, the usual case): a
+/// headnode's pass can hold tens of thousands of records, and sorting them
+/// all by client and node cost more than the rest of the ledger (about
+/// 150 ns per message, docs/PERFORMANCE.md). The groups are written in the
+/// order they were first seen, `S` before `C`, and their number lists are
+/// kept for the next batch's groups.
 #[derive(Debug, Default)]
 pub struct Records {
     index: HashMap<GroupKey, usize>,
@@ -135,7 +138,9 @@ impl Records {
             client: &tag.client,
             node,
         };
-        let last = self.last.filter(|&at| lookup.equivalent(&self.groups[at].key));
+        let last = self
+            .last
+            .filter(|&at| lookup.equivalent(&self.groups[at].key));
         let at = match last.or_else(|| self.index.get(&lookup).copied()) {
             Some(at) => at,
             None => {
@@ -172,7 +177,11 @@ impl Records {
         // In the order the groups were first seen (which does not depend on
         // the hash), `S` before `C`.
         for kind in [Kind::Sent, Kind::Stored] {
-            for group in self.groups.iter_mut().filter(|group| group.key.kind == kind) {
+            for group in self
+                .groups
+                .iter_mut()
+                .filter(|group| group.key.kind == kind)
+            {
                 group.seqs.sort_unstable();
                 let key = &group.key;
                 write_record(
@@ -413,7 +422,11 @@ mod tests {
             records.push(Kind::Stored, &tag("c1", seq, acked), None);
         }
         records.push(Kind::Stored, &tag("c0", 3, 0), None);
-        assert_eq!(written(&mut records), "C c1 10-12,15,20 12\nC c0 3 0\n", "in the order first seen");
+        assert_eq!(
+            written(&mut records),
+            "C c1 10-12,15,20 12\nC c0 3 0\n",
+            "in the order first seen"
+        );
         records.push(Kind::Stored, &tag("c1", 4, 0), Some(&dn2));
         records.push(Kind::Sent, &tag("c1", 5, 0), Some(&dn1));
         records.push(Kind::Sent, &tag("c1", 6, 0), Some(&dn2));

@@ -25,9 +25,10 @@
 //! to its log file and the `write(2)` of its ids to the sidecar (two system
 //! calls of one thread, one right after the other, with nothing waited for
 //! between) forgets those ids, and a resend writes them again: at most one
-//! batch per runtime thread. The sidecar's write comes after the store's
-//! lock is released, so that the two threads of a busy server do not wait
-//! on each other's second write.
+//! batch per runtime thread. The store's lock covers the windows and the
+//! log file's `write(2)` only: the lines are escaped before it is taken,
+//! and the sidecar's records are made and written after it is released,
+//! so that the two threads of a busy server do not wait on each other.
 
 use std::{
     sync::{Arc, Mutex},
@@ -167,7 +168,8 @@ impl TaggedLog {
         }
         let always = log.durability() == Durability::Always;
         let mut plans = Vec::with_capacity(messages.len());
-        let mut fresh: Vec<usize> = Vec::with_capacity(if tags.is_empty() { 0 } else { messages.len() });
+        let mut fresh: Vec<usize> =
+            Vec::with_capacity(if tags.is_empty() { 0 } else { messages.len() });
         let mut guard = self.lock();
         let state = &mut *guard;
         for (index, tag) in (0..messages.len()).map(|i| (i, tags.get(i).and_then(Option::as_ref))) {
@@ -251,7 +253,9 @@ impl TaggedLog {
         // not resend it), or, with `--fsync always`, waits for `shared`.
         if written.is_ok() && !fresh.is_empty() {
             for &index in &fresh {
-                scratch.records.push(sidecar::Kind::Stored, tag_of(index), None);
+                scratch
+                    .records
+                    .push(sidecar::Kind::Stored, tag_of(index), None);
             }
             scratch.ids.clear();
             scratch.records.write_to(&mut scratch.ids);

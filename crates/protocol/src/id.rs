@@ -156,7 +156,10 @@ impl Tag {
         }
         let starts_visible = message.as_bytes().first().is_some_and(u8::is_ascii_graphic);
         if !starts_visible && message.trim().is_empty() {
-            return Err(ErrorReply::new(ErrorCode::EmptyMessage, "the message is empty"));
+            return Err(ErrorReply::new(
+                ErrorCode::EmptyMessage,
+                "the message is empty",
+            ));
         }
         Ok((Tag { client, seq, acked }, message))
     }
