@@ -26,9 +26,11 @@
 //! calls of one thread, one right after the other, with nothing waited for
 //! between) forgets those ids, and a resend writes them again: at most one
 //! batch per runtime thread. The store's lock covers the windows and the
-//! log file's `write(2)` only: the lines are escaped before it is taken,
-//! and the sidecar's records are made and written after it is released,
-//! so that the two threads of a busy server do not wait on each other.
+//! log file's `write(2)` only: the lines and the sidecar's records are
+//! made before it is taken (as if every message were new; again, without
+//! the copies, only when some were not), and the sidecar is written after
+//! it is released, so that the two threads of a busy server do not wait
+//! on each other and nothing but the release comes between the writes.
 
 use std::{
     sync::{Arc, Mutex},
@@ -137,11 +139,11 @@ impl TaggedLog {
     /// line starting with `left`; see the module docs.
     ///
     /// The lock is held only for the window look-ups and the log's
-    /// `write(2)`: the lines are escaped before it is taken (as if every
-    /// message were new, the usual case) and the sidecar's records made
-    /// after it is released. Held across the escaping and the records, it
-    /// kept the server's second runtime thread waiting on a futex for much
-    /// of its time (docs/PERFORMANCE.md, "Tagged messages beside plain").
+    /// `write(2)`: the lines are escaped and the sidecar's records made
+    /// before it is taken (as if every message were new, the usual case).
+    /// Held across the escaping and the records, it kept the server's
+    /// second runtime thread waiting on a futex for much of its time
+    /// (docs/PERFORMANCE.md, "Tagged messages beside plain").
     pub fn store(
         self: &Arc<Self>,
         log: &Journal,
@@ -165,6 +167,17 @@ impl TaggedLog {
         record.clear();
         for message in &messages {
             record.push(left, message);
+        }
+        // The sidecar's bytes too, as if every tagged message were new: made
+        // here, they leave nothing but the lock's release between the two
+        // `write(2)`s, the crash window (see the module docs).
+        let tagged = tags.iter().flatten().count();
+        scratch.ids.clear();
+        if tagged > 0 {
+            for tag in tags.iter().flatten() {
+                scratch.records.push(sidecar::Kind::Stored, tag, None);
+            }
+            scratch.records.write_to(&mut scratch.ids);
         }
         let always = log.durability() == Durability::Always;
         let mut plans = Vec::with_capacity(messages.len());
@@ -252,13 +265,16 @@ impl TaggedLog {
         // messages answered meanwhile is answered for good (its client will
         // not resend it), or, with `--fsync always`, waits for `shared`.
         if written.is_ok() && !fresh.is_empty() {
-            for &index in &fresh {
-                scratch
-                    .records
-                    .push(sidecar::Kind::Stored, tag_of(index), None);
+            if fresh.len() != tagged {
+                // Some were copies (a resend): the records of the new ones.
+                for &index in &fresh {
+                    scratch
+                        .records
+                        .push(sidecar::Kind::Stored, tag_of(index), None);
+                }
+                scratch.ids.clear();
+                scratch.records.write_to(&mut scratch.ids);
             }
-            scratch.ids.clear();
-            scratch.records.write_to(&mut scratch.ids);
             match self.sidecar.write(&scratch.ids) {
                 Ok(side) => {
                     if let Some(done) = side_done {
