@@ -113,13 +113,8 @@ struct KeyRef<'a> {
 
 impl Equivalent<GroupKey> for KeyRef<'_> {
     fn equivalent(&self, key: &GroupKey) -> bool {
-        // Node names are shared `Arc`s: the pointers mostly decide.
-        let same_node = match (self.node, &key.node) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-            (None, None) => true,
-            _ => false,
-        };
-        self.kind == key.kind && *self.client == key.client && same_node
+        // `Arc<str>`'s `==` compares the pointers first.
+        self.kind == key.kind && *self.client == key.client && self.node == key.node.as_ref()
     }
 }
 

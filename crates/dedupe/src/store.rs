@@ -163,7 +163,11 @@ impl TaggedLog {
         tags: Vec<Option<Tag>>,
     ) -> BoxFuture<'static, Results> {
         let now = Instant::now();
-        let record = &mut scratch.record;
+        let Scratch {
+            record,
+            records,
+            ids,
+        } = scratch;
         record.clear();
         for message in &messages {
             record.push(left, message);
@@ -172,20 +176,15 @@ impl TaggedLog {
         // here, they leave nothing but the lock's release between the two
         // `write(2)`s, the crash window (see the module docs).
         let tagged = tags.iter().flatten().count();
-        scratch.ids.clear();
-        if tagged > 0 {
-            for tag in tags.iter().flatten() {
-                scratch.records.push(sidecar::Kind::Stored, tag, None);
-            }
-            scratch.records.write_to(&mut scratch.ids);
-        }
+        stored_records(records, ids, tags.iter().flatten());
         let always = log.durability() == Durability::Always;
         let mut plans = Vec::with_capacity(messages.len());
         let mut fresh: Vec<usize> =
             Vec::with_capacity(if tags.is_empty() { 0 } else { messages.len() });
         let mut guard = self.lock();
         let state = &mut *guard;
-        for (index, tag) in (0..messages.len()).map(|i| (i, tags.get(i).and_then(Option::as_ref))) {
+        for index in 0..messages.len() {
+            let tag = tags.get(index).and_then(Option::as_ref);
             // A new one is kept as stored at once: a second copy in this
             // batch is answered again, not written again.
             let seen = tag.map(|tag| state.windows.check_or_insert(tag, now, || Entry::Stored));
@@ -267,15 +266,9 @@ impl TaggedLog {
         if written.is_ok() && !fresh.is_empty() {
             if fresh.len() != tagged {
                 // Some were copies (a resend): the records of the new ones.
-                for &index in &fresh {
-                    scratch
-                        .records
-                        .push(sidecar::Kind::Stored, tag_of(index), None);
-                }
-                scratch.ids.clear();
-                scratch.records.write_to(&mut scratch.ids);
+                stored_records(records, ids, fresh.iter().map(|&index| tag_of(index)));
             }
-            match self.sidecar.write(&scratch.ids) {
+            match self.sidecar.write(ids) {
                 Ok(side) => {
                     if let Some(done) = side_done {
                         let _ = done.send(side);
@@ -284,8 +277,8 @@ impl TaggedLog {
                 Err(err) => tracing::error!(%err,
                     "cannot append to the sidecar; a resend after a restart could be stored twice"),
             }
-            if scratch.ids.capacity() > SCRATCH_KEEP {
-                scratch.ids = Vec::new();
+            if ids.capacity() > SCRATCH_KEEP {
+                *ids = Vec::new();
             }
         }
         match shared {
@@ -393,6 +386,19 @@ struct Scratch {
     record: Record,
     records: sidecar::Records,
     ids: Vec<u8>,
+}
+
+/// `ids` becomes the sidecar's records of `tags`, stored.
+fn stored_records<'a>(
+    records: &mut sidecar::Records,
+    ids: &mut Vec<u8>,
+    tags: impl Iterator<Item = &'a Tag>,
+) {
+    for tag in tags {
+        records.push(sidecar::Kind::Stored, tag, None);
+    }
+    ids.clear();
+    records.write_to(ids);
 }
 
 thread_local! {
