@@ -78,7 +78,7 @@ pub fn path_for(log: &Path) -> PathBuf {
 /// client, kind and node (see the module docs).
 ///
 /// Grouped as they come, with at most one hash look-up per message (none
-/// when it belongs to the group of the message before, the usual case): a
+/// when it belongs to one of the last few groups used, the usual case): a
 /// headnode's pass can hold tens of thousands of records, and sorting them
 /// all by client and node cost more than the rest of the ledger (about
 /// 150 ns per message, docs/PERFORMANCE.md). The groups are written in the
@@ -88,9 +88,12 @@ pub fn path_for(log: &Path) -> PathBuf {
 pub struct Records {
     index: HashMap<GroupKey, usize>,
     groups: Vec<Group>,
-    /// The group of the last message: a batch's messages mostly come one
-    /// client at a time, so most need no hash look-up at all.
-    last: Option<usize>,
+    /// The groups the last messages were added to: a batch's messages
+    /// mostly come one client at a time (a headnode's spread over a few
+    /// datanodes), so most need no hash look-up at all.
+    recent: [(Shared, usize); RECENT_GROUPS],
+    /// Where in `recent` the next group goes.
+    next_recent: usize,
     /// Number lists of groups written, kept for the next pass's groups.
     spare: Vec<Vec<u64>>,
 }
@@ -118,6 +121,49 @@ impl Equivalent<GroupKey> for KeyRef<'_> {
     }
 }
 
+impl From<&KeyRef<'_>> for GroupKey {
+    fn from(key: &KeyRef<'_>) -> GroupKey {
+        GroupKey {
+            kind: key.kind,
+            client: key.client.clone(),
+            node: key.node.cloned(),
+        }
+    }
+}
+
+/// A group's key by the addresses of its texts: what [`Records`] compares
+/// its recent groups by, a few integers, without reading the texts (equal
+/// texts in two allocations are only found by the hash look-up instead).
+/// Every address kept is of a text that a group of this batch holds, so
+/// none is reused while it is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shared {
+    kind: Kind,
+    client: usize,
+    node: usize,
+}
+
+impl Shared {
+    fn of(kind: Kind, client: &ClientId, node: Option<&Arc<str>>) -> Shared {
+        Shared {
+            kind,
+            client: client.addr(),
+            node: node.map_or(0, |node| Arc::as_ptr(node).cast::<u8>() as usize),
+        }
+    }
+}
+
+impl Default for Shared {
+    /// No group: no text is at address 0.
+    fn default() -> Shared {
+        Shared {
+            kind: Kind::Sent,
+            client: 0,
+            node: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Group {
     key: GroupKey,
@@ -128,35 +174,41 @@ struct Group {
 impl Records {
     /// Adds what is known of message `tag` (on `node`, for the headnode).
     pub fn push(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) {
+        let shared = Shared::of(kind, &tag.client, node);
+        let at = match self.recent.iter().find(|(recent, _)| *recent == shared) {
+            Some(&(_, at)) => at,
+            None => self.find_or_add(kind, tag, node),
+        };
+        let group = &mut self.groups[at];
+        group.seqs.push(tag.seq);
+        group.acked = group.acked.max(tag.acked);
+    }
+
+    /// The group of a message not in a recent one: looked up by text (one
+    /// hash for the look-up and, for a new group, its insert), made if new,
+    /// and made recent in place of the oldest.
+    #[cold]
+    fn find_or_add(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) -> usize {
         let lookup = KeyRef {
             kind,
             client: &tag.client,
             node,
         };
-        let last = self
-            .last
-            .filter(|&at| lookup.equivalent(&self.groups[at].key));
-        let at = match last.or_else(|| self.index.get(&lookup).copied()) {
-            Some(at) => at,
-            None => {
-                let key = GroupKey {
-                    kind,
-                    client: tag.client.clone(),
-                    node: node.cloned(),
-                };
-                self.index.insert(key.clone(), self.groups.len());
-                self.groups.push(Group {
-                    key,
-                    seqs: self.spare.pop().unwrap_or_default(),
-                    acked: 0,
-                });
-                self.groups.len() - 1
-            }
-        };
-        self.last = Some(at);
-        let group = &mut self.groups[at];
-        group.seqs.push(tag.seq);
-        group.acked = group.acked.max(tag.acked);
+        let next = self.groups.len();
+        let at = *self.index.entry_ref(&lookup).or_insert(next);
+        if at == next {
+            self.groups.push(Group {
+                key: GroupKey::from(&lookup),
+                seqs: self.spare.pop().unwrap_or_default(),
+                acked: 0,
+            });
+        }
+        // By the group's own texts, which live as long as it: the message's
+        // may be freed, and their addresses reused, before the next push.
+        let key = &self.groups[at].key;
+        self.recent[self.next_recent] = (Shared::of(kind, &key.client, key.node.as_ref()), at);
+        self.next_recent = (self.next_recent + 1) % RECENT_GROUPS;
+        at
     }
 
     /// Whether nothing was added since the last [`Records::write_to`].
@@ -197,9 +249,14 @@ impl Records {
         }
         self.spare.truncate(SPARE_LISTS_KEEP);
         self.index.clear();
-        self.last = None;
+        self.recent = Default::default();
+        self.next_recent = 0;
     }
 }
+
+/// Groups [`Records`] tries before its hash look-up: enough for one client
+/// spread over three datanodes, and a group of the other kind.
+const RECENT_GROUPS: usize = 4;
 
 /// A group's number list longer than this is not kept for reuse.
 const SPARE_SEQS_KEEP: usize = 4096;
@@ -432,6 +489,45 @@ mod tests {
             "S before C"
         );
         assert_eq!(written(&mut records), "", "nothing new");
+    }
+
+    #[test]
+    fn interleaved_groups_beyond_the_recent_ones_are_found_by_hash() {
+        let nodes: Vec<Arc<str>> = ["dn1", "dn2", "dn3"].map(Arc::from).into();
+        let mut records = Records::default();
+        // What a naive grouping writes: one line per key, in the order
+        // first seen, S before C.
+        let mut expected: Vec<((Kind, String, usize), Vec<u64>)> = Vec::new();
+        for seq in 1..=12u64 {
+            for client in 0..7 {
+                for kind in [Kind::Stored, Kind::Sent] {
+                    let node = (seq as usize + client) % nodes.len();
+                    let name = format!("c{client}");
+                    records.push(kind, &tag(&name, seq, 0), Some(&nodes[node]));
+                    let key = (kind, name, node);
+                    match expected.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, seqs)) => seqs.push(seq),
+                        None => expected.push((key, vec![seq])),
+                    }
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for kind in [Kind::Sent, Kind::Stored] {
+            for ((_, client, node), seqs) in expected.iter().filter(|((k, ..), _)| *k == kind) {
+                let mut line = Vec::new();
+                write_record(
+                    &mut line,
+                    kind,
+                    &ClientId::new(client).unwrap(),
+                    seqs,
+                    0,
+                    Some(&nodes[*node]),
+                );
+                lines.push(String::from_utf8(line).unwrap());
+            }
+        }
+        assert_eq!(written(&mut records), lines.concat());
     }
 
     #[test]

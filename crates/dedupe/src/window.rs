@@ -69,13 +69,17 @@ impl<V> Window<V> {
         let passed = acked - self.floor;
         let mut dropped = 0;
         if passed >= self.dense.len() as u64 {
-            dropped += self.dense.drain(..).flatten().count();
+            dropped += self.dense.iter().filter(|slot| slot.is_some()).count();
+            self.dense.clear();
         } else {
             for _ in 0..passed {
                 dropped += usize::from(self.dense.pop_front().flatten().is_some());
             }
         }
         self.floor = acked;
+        if self.sparse.is_empty() {
+            return dropped;
+        }
         while let Some(first) = self.sparse.first_entry() {
             if *first.key() > acked {
                 break;
@@ -112,10 +116,7 @@ impl<V> Window<V> {
         debug_assert!(seq > self.floor);
         match self.slot(seq) {
             Some(slot) => {
-                if self.dense.len() <= slot {
-                    self.dense.resize_with(slot + 1, || None);
-                }
-                let entry = &mut self.dense[slot];
+                let entry = self.ring_slot(slot);
                 let new = entry.is_none();
                 (new, entry.get_or_insert_with(value))
             }
@@ -156,10 +157,16 @@ impl<V> Window<V> {
     }
 
     fn place(&mut self, slot: usize, value: V) -> bool {
-        if self.dense.len() <= slot {
-            self.dense.resize_with(slot + 1, || None);
+        self.ring_slot(slot).replace(value).is_none()
+    }
+
+    /// Ring slot `slot`, the ring lengthened to reach it: usually by one,
+    /// the next message in order.
+    fn ring_slot(&mut self, slot: usize) -> &mut Option<V> {
+        while self.dense.len() <= slot {
+            self.dense.push_back(None);
         }
-        self.dense[slot].replace(value).is_none()
+        &mut self.dense[slot]
     }
 }
 

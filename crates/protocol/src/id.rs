@@ -23,7 +23,11 @@
 //! tag on to the datanode unchanged, so the same id names the message on
 //! every node (a later replication can ask datanodes for it by that id).
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    hash::BuildHasher,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::{BufMut, BytesMut};
 
@@ -42,24 +46,61 @@ pub const MAX_WINDOW: u64 = 65_536;
 /// A client id: 1 to 64 bytes from `A-Z a-z 0-9 . _ -`. Cheap to clone.
 ///
 /// Two ids are equal when their text is; ids that share one allocation
-/// (see [`ClientIds`]) compare without reading it.
-#[derive(Debug, Clone, PartialOrd, Ord)]
-pub struct ClientId(Arc<str>);
+/// (see [`ClientIds`]) compare without reading it. The text's hash is
+/// computed once, when the id is made, with this process's random seed:
+/// the windows and the sidecar records look an id up several times per
+/// message, and hashing it each time showed in the nodes' profiles
+/// (docs/PERFORMANCE.md, "Tagged messages beside plain"). A peer cannot
+/// choose ids that collide, as it cannot know the seed.
+#[derive(Clone)]
+pub struct ClientId {
+    text: Arc<str>,
+    hash: u64,
+}
+
+/// The seed of every client id's hash in this process.
+fn seed() -> &'static foldhash::fast::RandomState {
+    static SEED: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    SEED.get_or_init(Default::default)
+}
+
+fn hash_text(text: &str) -> u64 {
+    seed().hash_one(text)
+}
 
 impl std::hash::Hash for ClientId {
-    // By text, as equality is (shared or not).
+    // The text's hash, computed once; equal texts have equal hashes.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        state.write_u64(self.hash);
     }
 }
 
 impl PartialEq for ClientId {
     fn eq(&self, other: &ClientId) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        Arc::ptr_eq(&self.text, &other.text) || (self.hash == other.hash && self.text == other.text)
     }
 }
 
 impl Eq for ClientId {}
+
+impl PartialOrd for ClientId {
+    fn partial_cmp(&self, other: &ClientId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ClientId {
+    /// By text.
+    fn cmp(&self, other: &ClientId) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl fmt::Debug for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ClientId").field(&&*self.text).finish()
+    }
+}
 
 impl From<&ClientId> for ClientId {
     fn from(id: &ClientId) -> ClientId {
@@ -70,40 +111,102 @@ impl From<&ClientId> for ClientId {
 impl ClientId {
     /// The id in `text`, if it is one.
     pub fn new(text: &str) -> Option<ClientId> {
-        is_valid_name(text).then(|| ClientId(text.into()))
+        is_valid_name(text).then(|| ClientId::with_hash(text, hash_text(text)))
+    }
+
+    fn with_hash(text: &str, hash: u64) -> ClientId {
+        ClientId {
+            text: text.into(),
+            hash,
+        }
+    }
+
+    /// Whether `a` and `b` share one allocation (then they are equal; equal
+    /// ids need not share one), as [`Arc::ptr_eq`].
+    pub fn ptr_eq(a: &ClientId, b: &ClientId) -> bool {
+        Arc::ptr_eq(&a.text, &b.text)
+    }
+
+    /// The address of the id's text: the same for ids that share one
+    /// allocation ([`ClientId::ptr_eq`]), never 0.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.text).cast::<u8>() as usize
     }
 
     /// The id as written on the wire.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
-/// Parses client ids without an allocation per message: a connection
-/// sends the same id in every tagged message, so the last one parsed is
-/// kept and handed out again while the text matches.
+/// Slots of [`ClientIds`]' cache.
+const ID_CACHE_SLOTS: usize = 256;
+
+/// Parses client ids without an allocation per message. A client's
+/// connection sends the same id in every tagged message, so the last one
+/// parsed is tried first and handed out again while the text matches; a
+/// datanode's link carries the ids of every client of the headnode,
+/// interleaved, so the others are kept in a small cache (one slot per
+/// hash, the newest id wins), bounded whatever a peer sends.
 #[derive(Debug, Default)]
 pub struct ClientIds {
     last: Option<ClientId>,
+    /// Made at the first id that is not the last one.
+    cache: Option<Box<[Option<ClientId>; ID_CACHE_SLOTS]>>,
 }
 
 impl ClientIds {
     /// The id in `text`, if it is one ([`ClientId::new`]).
     pub fn get(&mut self, text: &str) -> Option<ClientId> {
-        match &self.last {
-            Some(last) if last.as_str() == text => Some(last.clone()),
-            _ => {
-                let id = ClientId::new(text)?;
-                self.last = Some(id.clone());
-                Some(id)
+        if let Some(last) = &self.last {
+            if last.as_str() == text {
+                return Some(last.clone());
             }
         }
+        let hash = hash_text(text);
+        let cached = self.cache.as_ref().and_then(|cache| {
+            cache[hash as usize % ID_CACHE_SLOTS]
+                .as_ref()
+                .filter(|id| id.hash == hash && id.as_str() == text)
+                .cloned()
+        });
+        let id = match cached {
+            Some(id) => id,
+            None if is_valid_name(text) => ClientId::with_hash(text, hash),
+            None => return None,
+        };
+        // The id it replaces as the last one stays findable. A connection
+        // that only ever sends one id never makes the cache.
+        if let Some(previous) = self.last.replace(id.clone()) {
+            let cache = self
+                .cache
+                .get_or_insert_with(|| Box::new(std::array::from_fn(|_| None)));
+            let slot = previous.hash as usize % ID_CACHE_SLOTS;
+            cache[slot] = Some(previous);
+        }
+        Some(id)
+    }
+
+    /// The client id that `text` starts with, and what follows the space
+    /// after it (empty if there is none); `None` if it is not an id.
+    fn first_word<'a>(&mut self, text: &'a str) -> Option<(ClientId, &'a str)> {
+        // The connection's id again: no scan for the space.
+        if let Some(last) = &self.last {
+            let len = last.as_str().len();
+            if text.as_bytes().get(len) == Some(&b' ')
+                && text.as_bytes()[..len] == *last.as_str().as_bytes()
+            {
+                return Some((last.clone(), &text[len + 1..]));
+            }
+        }
+        let (word, rest) = first_word(text);
+        Some((self.get(word)?, rest))
     }
 }
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -138,17 +241,15 @@ impl Tag {
         };
         // Word by word with a byte scan: the words are short, and `splitn`'s
         // searcher showed in the headnode's profile (docs/PERFORMANCE.md).
-        let (client, rest) = first_word(argument.unwrap_or(""));
-        let client = ids
-            .get(client)
+        let (client, rest) = ids
+            .first_word(argument.unwrap_or(""))
             .ok_or_else(|| bad("the client id is 1 to 64 characters from A-Z a-z 0-9 . _ -"))?;
-        let (seq, rest) = first_word(rest);
-        let seq = decimal(seq).filter(|&seq| seq >= 1);
-        let seq = seq.ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
-        let (acked, message) = first_word(rest);
-        let acked = decimal(acked).filter(|&acked| acked < seq);
-        let acked =
-            acked.ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
+        let (seq, rest) = number_word(rest)
+            .filter(|&(seq, _)| seq >= 1)
+            .ok_or_else(|| bad("the sequence number is a whole number from 1"))?;
+        let (acked, message) = number_word(rest)
+            .filter(|&(acked, _)| acked < seq)
+            .ok_or_else(|| bad("acked is a whole number below the sequence number"))?;
         if seq - acked > MAX_WINDOW {
             return Err(bad(&format!(
                 "at most {MAX_WINDOW} messages may be unacknowledged"
@@ -185,19 +286,40 @@ impl fmt::Display for Tag {
 /// A decimal number as the protocol writes them: ASCII digits only, no
 /// sign, at most 20 digits. The sidecars write theirs the same way.
 pub fn decimal(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
+    match number_word(text)? {
+        (n, "") if !text.ends_with(' ') => Some(n),
+        _ => None,
+    }
+}
+
+/// The [`decimal`] number that `text` starts with, up to its first space
+/// or its end, and what follows that space (empty if there is none); read
+/// in one pass, as the words of a tag are read once per message.
+fn number_word(text: &str) -> Option<(u64, &str)> {
+    let bytes = text.as_bytes();
+    let mut n: u64 = 0;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b' ' {
+            break;
+        }
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 || at == 20 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+        at += 1;
+    }
+    if at == 0 {
         return None;
     }
-    text.bytes().try_fold(0u64, |n, b| {
-        let digit = b.checked_sub(b'0').filter(|&d| d <= 9)?;
-        n.checked_mul(10)?.checked_add(u64::from(digit))
-    })
+    Some((n, text.get(at + 1..).unwrap_or("")))
 }
 
 /// `text` up to its first space, and what follows that space (empty if
 /// there is none).
 fn first_word(text: &str) -> (&str, &str) {
-    match text.bytes().position(|b| b == b' ') {
+    match memchr::memchr(b' ', text.as_bytes()) {
         Some(at) => (&text[..at], &text[at + 1..]),
         None => (text, ""),
     }
@@ -260,12 +382,62 @@ mod tests {
         let (a, _) = Tag::parse_argument_with(Some("c1 1 0 m"), &mut ids).unwrap();
         let (b, _) = Tag::parse_argument_with(Some("c1 2 1 m"), &mut ids).unwrap();
         let (c, _) = Tag::parse_argument_with(Some("c2 1 0 m"), &mut ids).unwrap();
-        assert!(Arc::ptr_eq(&a.client.0, &b.client.0));
+        assert!(Arc::ptr_eq(&a.client.text, &b.client.text));
         assert_eq!(a.client, b.client);
         assert_ne!(b.client, c.client);
         assert_eq!(a.client, ClientId::new("c1").unwrap(), "equal by text");
         assert!(ids.get("bad/id").is_none());
         assert_eq!(ids.get("c2"), Some(c.client), "a bad id does not evict");
+    }
+
+    #[test]
+    fn interleaved_client_ids_are_shared_too() {
+        let mut ids = ClientIds::default();
+        let a = ids.get("aaaa").unwrap();
+        let b = ids.get("bbbb").unwrap();
+        let a2 = ids.get("aaaa").unwrap();
+        assert!(Arc::ptr_eq(&a.text, &a2.text), "from the cache");
+        assert!(!Arc::ptr_eq(&a.text, &b.text));
+        // Every slot taken many times over: still right, still bounded.
+        for n in 0..10 * ID_CACHE_SLOTS {
+            let text = format!("c{n}");
+            assert_eq!(ids.get(&text).unwrap().as_str(), text);
+        }
+        assert_eq!(ids.get("aaaa"), Some(a));
+        let (tag, rest) = Tag::parse_argument_with(Some("aaaa 3 1 x"), &mut ids).unwrap();
+        assert_eq!(
+            (tag.client.as_str(), tag.seq, tag.acked, rest),
+            ("aaaa", 3, 1, "x")
+        );
+        let (tag, _) = Tag::parse_argument_with(Some("aaaab 3 1 x"), &mut ids).unwrap();
+        assert_eq!(
+            tag.client.as_str(),
+            "aaaab",
+            "a longer id is not the last one"
+        );
+    }
+
+    #[test]
+    fn decimals_are_digits_only_and_at_most_twenty() {
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("007"), Some(7));
+        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            " ",
+            "1 ",
+            " 1",
+            "1 2",
+            "18446744073709551616",
+            "000000000000000000001",
+            "1a",
+            "+1",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+        assert_eq!(number_word("12 rest"), Some((12, "rest")));
+        assert_eq!(number_word("12"), Some((12, "")));
+        assert_eq!(number_word(" 12"), None);
     }
 
     #[test]
