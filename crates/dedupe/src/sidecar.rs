@@ -14,10 +14,11 @@
 //!
 //! `<seqs>` lists message numbers in increasing order, separated by
 //! commas, a run of consecutive numbers written `<first>-<last>`. One record
-//! holds what one batch (one `write(2)`) says of one client with one kind
-//! and node: a client's pipelined window is one short record instead of a
-//! line per message, which keeps the sidecar a small fraction of its log
-//! file (docs/PERFORMANCE.md, "Tagged messages beside plain"). `<acked>` is
+//! holds what one batch (one `write(2)`) says of the messages of one client
+//! with one kind and node (of all of them, or of those that came together:
+//! see [`Records`]): a client's pipelined window is one short record instead
+//! of a line per message, which keeps the sidecar a small fraction of its
+//! log file (docs/PERFORMANCE.md, "Tagged messages beside plain"). `<acked>` is
 //! the highest `acked` the batch's messages of that client carried. Client
 //! ids and node names hold no space (both are from `A-Z a-z 0-9 . _ -`), so
 //! a line never needs escaping. A line that does not parse (one cut short by
@@ -42,7 +43,6 @@ use std::{
     time::Instant,
 };
 
-use hashbrown::{Equivalent, HashMap};
 use journal::{Durability, Journal};
 use protocol::{id::decimal, ClientId, Tag};
 
@@ -75,22 +75,24 @@ pub fn path_for(log: &Path) -> PathBuf {
 }
 
 /// What one batch says of its messages, written grouped: one record per
-/// client, kind and node (see the module docs).
+/// run of messages of one client, kind and node (see the module docs).
 ///
-/// Grouped as they come, with at most one hash look-up per message (none
-/// when it belongs to one of the last few groups used, the usual case): a
-/// headnode's pass can hold tens of thousands of records, and sorting them
-/// all by client and node cost more than the rest of the ledger (about
-/// 150 ns per message, docs/PERFORMANCE.md). The groups are written in the
-/// order they were first seen, `S` before `C`, and their number lists are
-/// kept for the next batch's groups.
+/// A message joins the group of the same client, kind and node among the
+/// last [`RECENT_GROUPS`] groups started, compared by address ([`Shared`])
+/// and, failing that, by text, or starts a new one: a batch's messages come one client at a time (a
+/// headnode's spread over a few datanodes), so groups are as long as with
+/// a look-up of every group of the batch, without its hashing, which, with
+/// sorting before it, cost more than the rest of the ledger
+/// (docs/PERFORMANCE.md, "Tagged messages beside plain"). A client seen
+/// again after many others may start a second record in the same batch;
+/// the fold reads them alike. The groups are written in the order they
+/// were started, `S` before `C`, and their number lists are kept for the
+/// next batch's groups.
 #[derive(Debug, Default)]
 pub struct Records {
-    index: HashMap<GroupKey, usize>,
     groups: Vec<Group>,
-    /// The groups the last messages were added to: a batch's messages
-    /// mostly come one client at a time (a headnode's spread over a few
-    /// datanodes), so most need no hash look-up at all.
+    /// The groups started last, by the addresses of their texts, and where
+    /// in `groups` each is.
     recent: [(Shared, usize); RECENT_GROUPS],
     /// Where in `recent` the next group goes.
     next_recent: usize,
@@ -98,42 +100,8 @@ pub struct Records {
     spare: Vec<Vec<u64>>,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord)]
-struct GroupKey {
-    kind: Kind,
-    client: ClientId,
-    node: Option<Arc<str>>,
-}
-
-/// A [`GroupKey`] borrowed from a message, to look its group up without
-/// cloning; hashes as the key does.
-#[derive(Hash)]
-struct KeyRef<'a> {
-    kind: Kind,
-    client: &'a ClientId,
-    node: Option<&'a Arc<str>>,
-}
-
-impl Equivalent<GroupKey> for KeyRef<'_> {
-    fn equivalent(&self, key: &GroupKey) -> bool {
-        // `Arc<str>`'s `==` compares the pointers first.
-        self.kind == key.kind && *self.client == key.client && self.node == key.node.as_ref()
-    }
-}
-
-impl From<&KeyRef<'_>> for GroupKey {
-    fn from(key: &KeyRef<'_>) -> GroupKey {
-        GroupKey {
-            kind: key.kind,
-            client: key.client.clone(),
-            node: key.node.cloned(),
-        }
-    }
-}
-
 /// A group's key by the addresses of its texts: what [`Records`] compares
-/// its recent groups by, a few integers, without reading the texts (equal
-/// texts in two allocations are only found by the hash look-up instead).
+/// its recent groups by first, a few integers, without reading the texts.
 /// Every address kept is of a text that a group of this batch holds, so
 /// none is reused while it is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +134,17 @@ impl Default for Shared {
 
 #[derive(Debug)]
 struct Group {
-    key: GroupKey,
+    kind: Kind,
+    client: ClientId,
+    node: Option<Arc<str>>,
     seqs: Vec<u64>,
     acked: u64,
+}
+
+impl Group {
+    fn is(&self, kind: Kind, client: &ClientId, node: Option<&Arc<str>>) -> bool {
+        self.kind == kind && self.client == *client && self.node.as_ref() == node
+    }
 }
 
 impl Records {
@@ -184,29 +160,29 @@ impl Records {
         group.acked = group.acked.max(tag.acked);
     }
 
-    /// The group of a message not in a recent one: looked up by text (one
-    /// hash for the look-up and, for a new group, its insert), made if new,
-    /// and made recent in place of the oldest.
+    /// The recent group of `tag`'s client, `kind` and `node` by their
+    /// texts (the same ids in other allocations), or a new one, made recent
+    /// in place of the oldest.
     #[cold]
     fn find_or_add(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) -> usize {
-        let lookup = KeyRef {
-            kind,
-            client: &tag.client,
-            node,
-        };
-        let next = self.groups.len();
-        let at = *self.index.entry_ref(&lookup).or_insert(next);
-        if at == next {
-            self.groups.push(Group {
-                key: GroupKey::from(&lookup),
-                seqs: self.spare.pop().unwrap_or_default(),
-                acked: 0,
-            });
+        let same = self.recent.iter().find(|(shared, at)| {
+            *shared != Shared::default() && self.groups[*at].is(kind, &tag.client, node)
+        });
+        if let Some(&(_, at)) = same {
+            return at;
         }
+        let at = self.groups.len();
+        self.groups.push(Group {
+            kind,
+            client: tag.client.clone(),
+            node: node.cloned(),
+            seqs: self.spare.pop().unwrap_or_default(),
+            acked: 0,
+        });
         // By the group's own texts, which live as long as it: the message's
         // may be freed, and their addresses reused, before the next push.
-        let key = &self.groups[at].key;
-        self.recent[self.next_recent] = (Shared::of(kind, &key.client, key.node.as_ref()), at);
+        let group = &self.groups[at];
+        self.recent[self.next_recent] = (Shared::of(kind, &group.client, group.node.as_ref()), at);
         self.next_recent = (self.next_recent + 1) % RECENT_GROUPS;
         at
     }
@@ -221,23 +197,17 @@ impl Records {
     /// Within one batch a message is named once per kind, and `S` lines come
     /// before `C` lines, so grouping changes nothing a later fold reads.
     pub fn write_to(&mut self, out: &mut Vec<u8>) {
-        // In the order the groups were first seen (which does not depend on
-        // the hash), `S` before `C`.
+        // In the order the groups were started, `S` before `C`.
         for kind in [Kind::Sent, Kind::Stored] {
-            for group in self
-                .groups
-                .iter_mut()
-                .filter(|group| group.key.kind == kind)
-            {
+            for group in self.groups.iter_mut().filter(|group| group.kind == kind) {
                 group.seqs.sort_unstable();
-                let key = &group.key;
                 write_record(
                     out,
-                    key.kind,
-                    &key.client,
+                    kind,
+                    &group.client,
                     &group.seqs,
                     group.acked,
-                    key.node.as_deref(),
+                    group.node.as_deref(),
                 );
             }
         }
@@ -248,15 +218,14 @@ impl Records {
             }
         }
         self.spare.truncate(SPARE_LISTS_KEEP);
-        self.index.clear();
         self.recent = Default::default();
         self.next_recent = 0;
     }
 }
 
-/// Groups [`Records`] tries before its hash look-up: enough for one client
-/// spread over three datanodes, and a group of the other kind.
-const RECENT_GROUPS: usize = 4;
+/// Groups a message may join ([`Records`]): a client spread over a few
+/// datanodes, for both kinds.
+const RECENT_GROUPS: usize = 8;
 
 /// A group's number list longer than this is not kept for reuse.
 const SPARE_SEQS_KEEP: usize = 4096;
@@ -491,43 +460,70 @@ mod tests {
         assert_eq!(written(&mut records), "", "nothing new");
     }
 
+    /// What `records` says, read back: (kind, client, seq, node) in order.
+    fn read_back(records: &mut Records) -> Vec<(Kind, String, u64, Option<String>)> {
+        let text = written(records);
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let record = parse(line).unwrap();
+            for seq in record.seqs() {
+                let node = record.node.map(str::to_owned);
+                out.push((record.kind, record.client.to_string(), seq, node));
+            }
+        }
+        out
+    }
+
     #[test]
-    fn interleaved_groups_beyond_the_recent_ones_are_found_by_hash() {
+    fn a_client_spread_over_datanodes_is_a_record_per_datanode() {
         let nodes: Vec<Arc<str>> = ["dn1", "dn2", "dn3"].map(Arc::from).into();
         let mut records = Records::default();
-        // What a naive grouping writes: one line per key, in the order
-        // first seen, S before C.
-        let mut expected: Vec<((Kind, String, usize), Vec<u64>)> = Vec::new();
+        let mut ids = protocol::ClientIds::default();
+        for client in 0..7 {
+            let id = ids.get(&format!("c{client}")).unwrap();
+            for seq in 1..=12u64 {
+                let tag = Tag {
+                    client: id.clone(),
+                    seq,
+                    acked: 0,
+                };
+                records.push(Kind::Sent, &tag, Some(&nodes[seq as usize % 3]));
+            }
+        }
+        let text = written(&mut records);
+        assert_eq!(text.lines().count(), 7 * 3, "{text}");
+        assert!(
+            text.starts_with("S c0 1,4,7,10 0 dn2\nS c0 2,5,8,11 0 dn3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn groups_beyond_the_recent_ones_make_more_records_that_say_the_same() {
+        let nodes: Vec<Arc<str>> = ["dn1", "dn2", "dn3"].map(Arc::from).into();
+        let mut records = Records::default();
+        let mut pushed = Vec::new();
         for seq in 1..=12u64 {
             for client in 0..7 {
                 for kind in [Kind::Stored, Kind::Sent] {
                     let node = (seq as usize + client) % nodes.len();
+                    // A fresh allocation each time: found by text, when recent.
                     let name = format!("c{client}");
                     records.push(kind, &tag(&name, seq, 0), Some(&nodes[node]));
-                    let key = (kind, name, node);
-                    match expected.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, seqs)) => seqs.push(seq),
-                        None => expected.push((key, vec![seq])),
-                    }
+                    pushed.push((kind, name, seq, Some(nodes[node].to_string())));
                 }
             }
         }
-        let mut lines = Vec::new();
-        for kind in [Kind::Sent, Kind::Stored] {
-            for ((_, client, node), seqs) in expected.iter().filter(|((k, ..), _)| *k == kind) {
-                let mut line = Vec::new();
-                write_record(
-                    &mut line,
-                    kind,
-                    &ClientId::new(client).unwrap(),
-                    seqs,
-                    0,
-                    Some(&nodes[*node]),
-                );
-                lines.push(String::from_utf8(line).unwrap());
-            }
-        }
-        assert_eq!(written(&mut records), lines.concat());
+        let read = read_back(&mut records);
+        let sent = read
+            .iter()
+            .take_while(|(kind, ..)| *kind == Kind::Sent)
+            .count();
+        assert_eq!(sent, read.len() / 2, "every S before every C");
+        let (mut read, mut pushed) = (read, pushed);
+        read.sort();
+        pushed.sort();
+        assert_eq!(read, pushed);
     }
 
     #[test]
