@@ -298,22 +298,31 @@ pub fn decimal(text: &str) -> Option<u64> {
 fn number_word(text: &str) -> Option<(u64, &str)> {
     let bytes = text.as_bytes();
     let mut n: u64 = 0;
-    let mut at = 0;
-    while let Some(&byte) = bytes.get(at) {
-        if byte == b' ' {
+    let mut digits = 0;
+    // Nineteen digits never overflow a u64: no check per digit.
+    let unchecked = bytes.len().min(19);
+    while digits < unchecked {
+        let digit = bytes[digits].wrapping_sub(b'0');
+        if digit > 9 {
             break;
         }
-        let digit = byte.wrapping_sub(b'0');
-        if digit > 9 || at == 20 {
-            return None;
+        n = n * 10 + u64::from(digit);
+        digits += 1;
+    }
+    if let Some(digit) = bytes.get(19).filter(|_| digits == 19) {
+        // The twentieth, which may.
+        let digit = digit.wrapping_sub(b'0');
+        if digit <= 9 {
+            n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+            digits += 1;
         }
-        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
-        at += 1;
     }
-    if at == 0 {
-        return None;
+    match bytes.get(digits) {
+        _ if digits == 0 => None,
+        None => Some((n, "")),
+        Some(b' ') => Some((n, &text[digits + 1..])),
+        Some(_) => None,
     }
-    Some((n, text.get(at + 1..).unwrap_or("")))
 }
 
 /// `text` up to its first space, and what follows that space (empty if
