@@ -70,12 +70,23 @@ pub(super) struct Tagged {
     pub ledger_bytes: Vec<u8>,
 }
 
+impl Tagged {
+    /// Tagged message `tag` is sent to `node`, which did not hold it.
+    pub(super) fn record_sent(&mut self, tag: &Tag, node: &Arc<str>) {
+        self.ledger.push(Kind::Sent, tag, Some(node));
+    }
+}
+
 /// What to do with a tagged message just submitted.
 pub(super) enum Admit {
     /// Place it (with the holder it may have from before a restart).
     Place(Option<Arc<str>>),
-    /// Answered already, or waiting for its twin: nothing to place.
-    Handled,
+    /// Its twin is in flight: it waits for that one's outcome.
+    Wait,
+    /// Stored on this datanode already: answer it again.
+    Again(Arc<str>),
+    /// Its client acknowledged it already.
+    Refuse(protocol::ErrorReply),
 }
 
 impl<T> Router<T> {
@@ -116,8 +127,10 @@ impl<T> Router<T> {
         self.seen.windows.entries()
     }
 
-    /// Looks tagged message `id` up; answers it at once when it can.
-    pub(super) fn admit(&mut self, id: MsgId, tag: &Tag, text: &str, now: Instant) -> Admit {
+    /// Looks tagged message `id` up: what to do with it. Reads the windows
+    /// only (and lets `id` wait for its twin), so that the message itself
+    /// is looked up once, when it is placed.
+    pub(super) fn admit(&mut self, id: MsgId, tag: &Tag, now: Instant) -> Admit {
         let in_flight = || Known::InFlight {
             waiters: Vec::new(),
         };
@@ -126,7 +139,7 @@ impl<T> Router<T> {
             Seen::Known(known) => match known {
                 Known::InFlight { waiters } => {
                     waiters.push(id);
-                    Admit::Handled
+                    Admit::Wait
                 }
                 Known::MayHold(node) => {
                     let node = Arc::clone(node);
@@ -135,24 +148,9 @@ impl<T> Router<T> {
                     };
                     Admit::Place(Some(node))
                 }
-                Known::Stored(node) => {
-                    let outcome = Ok(again(node, text));
-                    self.settle_one(id, outcome);
-                    Admit::Handled
-                }
+                Known::Stored(node) => Admit::Again(Arc::clone(node)),
             },
-            Seen::Acknowledged => {
-                self.settle_one(id, Err(::dedupe::store::acknowledged(tag)));
-                Admit::Handled
-            }
-        }
-    }
-
-    /// Tagged message `tag` is sent to `node`: recorded unless it already
-    /// held it.
-    pub(super) fn record_sent(&mut self, tag: &Tag, node: &Arc<str>, held_already: bool) {
-        if !held_already {
-            self.seen.ledger.push(Kind::Sent, tag, Some(node));
+            Seen::Acknowledged => Admit::Refuse(::dedupe::store::acknowledged(tag)),
         }
     }
 

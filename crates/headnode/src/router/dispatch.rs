@@ -19,7 +19,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use protocol::{ErrorCode, ErrorReply};
+use protocol::{ErrorCode, ErrorReply, Tag};
 
 use super::{pending::MsgId, shutting_down, Action, LinkId, Outcome, Router, Stored};
 use crate::placement::Candidate;
@@ -27,13 +27,29 @@ use crate::placement::Candidate;
 impl<T> Router<T> {
     /// Sends message `id` to a candidate, or parks it until `deadline`.
     pub(super) fn dispatch(&mut self, id: MsgId, now: Instant, deadline: Instant) {
+        self.dispatch_with(id, None, now, deadline);
+    }
+
+    /// [`Router::dispatch`], giving a new message its tag and the holder
+    /// it may have (`tagged`) on the way: one look-up of the message.
+    pub(super) fn dispatch_with(
+        &mut self,
+        id: MsgId,
+        tagged: Option<(Tag, Option<Arc<str>>)>,
+        now: Instant,
+        deadline: Instant,
+    ) {
+        let Some(msg) = self.pending.get_mut(id) else {
+            return;
+        };
+        if let Some((tag, holder)) = tagged {
+            msg.tag = Some(tag);
+            msg.holder = holder;
+        }
         if self.stopping.is_some() {
             self.settle(id, Err(shutting_down()));
             return;
         }
-        let Some(msg) = self.pending.get_mut(id) else {
-            return;
-        };
         self.candidates.clear();
         let mut any_active = false;
         if let Some(holder) = &msg.holder {
@@ -101,10 +117,12 @@ impl<T> Router<T> {
             .expect("candidates are serving");
         link.send_store(id, msg.tag.as_ref(), &msg.text, now);
         msg.on = Some(link.id);
-        if let Some(tag) = msg.tag.clone() {
-            let held_already = msg.holder.as_ref() == Some(&name);
-            msg.holder = Some(std::sync::Arc::clone(&name));
-            self.record_sent(&tag, &name, held_already);
+        if let Some(tag) = &msg.tag {
+            // Recorded unless it already held it (sent again to its holder).
+            if msg.holder.as_ref() != Some(&name) {
+                self.seen.record_sent(tag, &name);
+                msg.holder = Some(name);
+            }
         }
     }
 

@@ -485,25 +485,24 @@ impl<T> Router<T> {
         let ids: Vec<_> = self.pending.add(token, messages).collect();
         let mut tags = tags.into_iter();
         for id in ids {
-            if let Some(tag) = tags.next().flatten() {
-                let Some(msg) = self.pending.get_mut(id) else {
-                    continue;
-                };
-                let text = std::mem::take(&mut msg.text);
-                let admit = self.admit(id, &tag, &text, now);
-                let Some(msg) = self.pending.get_mut(id) else {
-                    continue;
-                };
-                msg.text = text;
-                match admit {
-                    dedupe::Admit::Handled => continue,
-                    dedupe::Admit::Place(holder) => {
-                        msg.tag = Some(tag);
-                        msg.holder = holder;
-                    }
+            let Some(tag) = tags.next().flatten() else {
+                self.dispatch(id, now, deadline);
+                continue;
+            };
+            match self.admit(id, &tag, now) {
+                dedupe::Admit::Place(holder) => {
+                    self.dispatch_with(id, Some((tag, holder)), now, deadline)
                 }
+                dedupe::Admit::Wait => {}
+                dedupe::Admit::Again(node) => {
+                    let Some(msg) = self.pending.get_mut(id) else {
+                        continue;
+                    };
+                    let again = dedupe::again(&node, &msg.text);
+                    self.settle_one(id, Ok(again));
+                }
+                dedupe::Admit::Refuse(err) => self.settle_one(id, Err(err)),
             }
-            self.dispatch(id, now, deadline);
         }
     }
 
