@@ -78,14 +78,15 @@ pub fn path_for(log: &Path) -> PathBuf {
 /// run of messages of one client, kind and node (see the module docs).
 ///
 /// A message joins the group of the same client, kind and node among the
-/// last [`RECENT_GROUPS`] groups started, compared by address ([`Shared`])
-/// and, failing that, by text, or starts a new one: a batch's messages come one client at a time (a
+/// last [`RECENT_GROUPS`] groups started, compared by the addresses of the
+/// texts ([`Shared`]), or starts a new one: a batch's messages come one client at a time (a
 /// headnode's spread over a few datanodes), so groups are as long as with
 /// a look-up of every group of the batch, without its hashing, which, with
 /// sorting before it, cost more than the rest of the ledger
 /// (docs/PERFORMANCE.md, "Tagged messages beside plain"). A client seen
-/// again after many others may start a second record in the same batch;
-/// the fold reads them alike. The groups are written in the order they
+/// again after many others, or its id in another allocation (the nodes
+/// share one per connection, [`protocol::ClientIds`]), starts a second
+/// record in the same batch; the fold reads them alike. The groups are written in the order they
 /// were started, `S` before `C`, and their number lists are kept for the
 /// next batch's groups.
 #[derive(Debug, Default)]
@@ -141,36 +142,23 @@ struct Group {
     acked: u64,
 }
 
-impl Group {
-    fn is(&self, kind: Kind, client: &ClientId, node: Option<&Arc<str>>) -> bool {
-        self.kind == kind && self.client == *client && self.node.as_ref() == node
-    }
-}
-
 impl Records {
     /// Adds what is known of message `tag` (on `node`, for the headnode).
     pub fn push(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) {
         let shared = Shared::of(kind, &tag.client, node);
         let at = match self.recent.iter().find(|(recent, _)| *recent == shared) {
             Some(&(_, at)) => at,
-            None => self.find_or_add(kind, tag, node),
+            None => self.add(kind, tag, node),
         };
         let group = &mut self.groups[at];
         group.seqs.push(tag.seq);
         group.acked = group.acked.max(tag.acked);
     }
 
-    /// The recent group of `tag`'s client, `kind` and `node` by their
-    /// texts (the same ids in other allocations), or a new one, made recent
-    /// in place of the oldest.
+    /// A new group for `tag`'s client, `kind` and `node`, made recent in
+    /// place of the oldest.
     #[cold]
-    fn find_or_add(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) -> usize {
-        let same = self.recent.iter().find(|(shared, at)| {
-            *shared != Shared::default() && self.groups[*at].is(kind, &tag.client, node)
-        });
-        if let Some(&(_, at)) = same {
-            return at;
-        }
+    fn add(&mut self, kind: Kind, tag: &Tag, node: Option<&Arc<str>>) -> usize {
         let at = self.groups.len();
         self.groups.push(Group {
             kind,
@@ -395,6 +383,8 @@ pub fn open(
 /// a batch's are (written aside, synced, then renamed over it).
 fn compact(path: &Path, windows: &Windows<Entry>) -> io::Result<()> {
     let mut records = Records::default();
+    // One allocation per node name, so that its entries group ([`Records`]).
+    let mut nodes: hashbrown::HashSet<Arc<str>> = hashbrown::HashSet::new();
     for (client, window) in windows.iter() {
         for (seq, entry) in window.entries() {
             let tag = Tag {
@@ -403,7 +393,8 @@ fn compact(path: &Path, windows: &Windows<Entry>) -> io::Result<()> {
                 // Every entry is above the floor.
                 acked: window.floor(),
             };
-            let node: Option<Arc<str>> = entry.node.as_deref().map(Arc::from);
+            let node = (entry.node.as_deref())
+                .map(|name| Arc::clone(nodes.get_or_insert_with(name, |name| Arc::from(name))));
             records.push(entry.kind, &tag, node.as_ref());
         }
     }
@@ -420,12 +411,14 @@ fn compact(path: &Path, windows: &Windows<Entry>) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A tag whose id shares its allocation with the others of its client,
+    /// as a node's connection parses them.
     fn tag(client: &str, seq: u64, acked: u64) -> Tag {
-        Tag {
-            client: ClientId::new(client).unwrap(),
-            seq,
-            acked,
+        thread_local! {
+            static IDS: std::cell::RefCell<protocol::ClientIds> = Default::default();
         }
+        let client = IDS.with(|ids| ids.borrow_mut().get(client).unwrap());
+        Tag { client, seq, acked }
     }
 
     fn written(records: &mut Records) -> String {
@@ -507,7 +500,6 @@ mod tests {
             for client in 0..7 {
                 for kind in [Kind::Stored, Kind::Sent] {
                     let node = (seq as usize + client) % nodes.len();
-                    // A fresh allocation each time: found by text, when recent.
                     let name = format!("c{client}");
                     records.push(kind, &tag(&name, seq, 0), Some(&nodes[node]));
                     pushed.push((kind, name, seq, Some(nodes[node].to_string())));
