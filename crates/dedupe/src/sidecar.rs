@@ -78,8 +78,8 @@ pub fn path_for(log: &Path) -> PathBuf {
 /// run of messages of one client, kind and node (see the module docs).
 ///
 /// A message joins the group of the same client, kind and node among the
-/// last [`RECENT_GROUPS`] groups started, compared by the addresses of the
-/// texts ([`Shared`]), or starts a new one: a batch's messages come one client at a time (a
+/// last eight groups started, compared by the addresses of the texts (a
+/// few integers, without reading them), or starts a new one: a batch's messages come one client at a time (a
 /// headnode's spread over a few datanodes), so groups are as long as with
 /// a look-up of every group of the batch, without its hashing, which, with
 /// sorting before it, cost more than the rest of the ledger

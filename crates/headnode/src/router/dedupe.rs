@@ -37,8 +37,8 @@
 //! the driver writes to `registro_server.txt.ids` before it sends the
 //! pass's frames: `S <client> <seqs> <acked> <node>` when messages are sent
 //! to a datanode not already holding them, `C ... <node>` when they are
-//! confirmed, one record per client and datanode of the pass (format:
-//! [`dedupe::sidecar`]).
+//! confirmed, a record per client and datanode of the pass, as a rule
+//! (format and grouping: [`dedupe::sidecar`]).
 
 use std::{sync::Arc, time::Instant};
 
