@@ -79,16 +79,17 @@ pub fn path_for(log: &Path) -> PathBuf {
 ///
 /// A message joins the group of the same client, kind and node among the
 /// last eight groups started, compared by the addresses of the texts (a
-/// few integers, without reading them), or starts a new one: a batch's messages come one client at a time (a
-/// headnode's spread over a few datanodes), so groups are as long as with
-/// a look-up of every group of the batch, without its hashing, which, with
-/// sorting before it, cost more than the rest of the ledger
-/// (docs/PERFORMANCE.md, "Tagged messages beside plain"). A client seen
-/// again after many others, or its id in another allocation (the nodes
-/// share one per connection, [`protocol::ClientIds`]), starts a second
-/// record in the same batch; the fold reads them alike. The groups are written in the order they
-/// were started, `S` before `C`, and their number lists are kept for the
-/// next batch's groups.
+/// few integers, without reading them), or starts a new one. A batch's
+/// messages come one client at a time (a headnode's spread over a few
+/// datanodes), so the groups are as long as with a look-up of every group
+/// of the batch, without its hashing, which, with sorting before it, cost
+/// more than the rest of the ledger (docs/PERFORMANCE.md, "Tagged messages
+/// beside plain"). A client seen again after many others, or its id in
+/// another allocation (the nodes share one per connection,
+/// [`protocol::ClientIds`]), starts a second record in the same batch; the
+/// fold reads them alike. The groups are written in the order they were
+/// started, `S` before `C`, and their number lists are kept for the next
+/// batch's groups.
 #[derive(Debug, Default)]
 pub struct Records {
     groups: Vec<Group>,

@@ -121,14 +121,8 @@ impl ClientId {
         }
     }
 
-    /// Whether `a` and `b` share one allocation (then they are equal; equal
-    /// ids need not share one), as [`Arc::ptr_eq`].
-    pub fn ptr_eq(a: &ClientId, b: &ClientId) -> bool {
-        Arc::ptr_eq(&a.text, &b.text)
-    }
-
-    /// The address of the id's text: the same for ids that share one
-    /// allocation ([`ClientId::ptr_eq`]), never 0.
+    /// The address of the id's text, never 0: the same for ids that share
+    /// one allocation (then they are equal; equal ids need not share one).
     pub fn addr(&self) -> usize {
         Arc::as_ptr(&self.text).cast::<u8>() as usize
     }
@@ -189,7 +183,7 @@ impl ClientIds {
 
     /// The client id that `text` starts with, and what follows the space
     /// after it (empty if there is none); `None` if it is not an id.
-    fn first_word<'a>(&mut self, text: &'a str) -> Option<(ClientId, &'a str)> {
+    fn leading_id<'a>(&mut self, text: &'a str) -> Option<(ClientId, &'a str)> {
         // The connection's id again: no scan for the space.
         if let Some(last) = &self.last {
             let len = last.as_str().len();
@@ -242,7 +236,7 @@ impl Tag {
         // Word by word with a byte scan: the words are short, and `splitn`'s
         // searcher showed in the headnode's profile (docs/PERFORMANCE.md).
         let (client, rest) = ids
-            .first_word(argument.unwrap_or(""))
+            .leading_id(argument.unwrap_or(""))
             .ok_or_else(|| bad("the client id is 1 to 64 characters from A-Z a-z 0-9 . _ -"))?;
         let (seq, rest) = number_word(rest)
             .filter(|&(seq, _)| seq >= 1)
