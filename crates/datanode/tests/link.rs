@@ -149,8 +149,8 @@ fn retries_when_the_name_is_taken_or_the_link_goes_silent_or_drops() {
     drop(silent);
     let mut link = head.accept();
     assert_eq!(link.recv().unwrap(), "REGISTER dn1");
-    assert!(node.stderr().contains("already holds the name dn1"));
-    assert!(node.stderr().contains("registered with headnode as dn1"));
+    assert!(node.logged("already holds the name dn1", PATIENCE));
+    assert!(node.logged("registered with headnode as dn1", PATIENCE));
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn without_a_secret_anyone_may_register_and_the_headnode_says_so_once() {
     // The bytes of before: the answer to REGISTER is the OK itself.
     assert_eq!(answer, "OK anyone");
     let warning = "no --cluster-secret-file: any process";
+    assert!(cluster.head.logged(warning, PATIENCE));
     assert_eq!(cluster.head.stderr().matches(warning).count(), 1);
 }
 

@@ -187,6 +187,13 @@ impl Node {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// Whether the node logs `text` within `timeout`. Its stderr is read
+    /// by another thread, so a line written before an answer the test has
+    /// seen may not be in [`Node::stderr`] yet.
+    pub fn logged(&self, text: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.stderr().contains(text))
+    }
+
     /// Sends SIGKILL: the node dies with no chance to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
