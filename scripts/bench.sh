@@ -311,7 +311,8 @@ redis_benchmark_once() {
 # ours (at $ADDR, CPU charged to PIDS), then of Redis through loadgen
 # (when running), of the floor (when $FLOOR_PID is set) and of
 # redis-benchmark (the cross-check, when Redis runs): interleaved, so that
-# every side sees the same drift in the machine's load. Sets OURS, REDIS,
+# every side sees the same drift in the machine's load (tagged and plain
+# swap places every other round). Sets OURS, REDIS,
 # FLOOR and REDIS_BENCHMARK to the median rates (0 for a side not run), and
 # logs every run with CPU per message and latency.
 measure() {
@@ -323,8 +324,15 @@ measure() {
     if [[ $HAVE_REDIS == yes && -n $REDIS_PID ]]; then sides+=(redis); fi
     if [[ -n ${FLOOR_PID:-} ]]; then sides+=(floor); fi
     if [[ $HAVE_REDIS_BENCHMARK == yes && -n $REDIS_PID ]]; then sides+=(redis-benchmark); fi
+    local order
     for run in $(seq "$RUNS"); do
-        for side in "${sides[@]}"; do
+        # Plain and tagged swap places every other round: a node that slows
+        # as its files grow, or a machine that drifts, weighs on both alike.
+        order=("${sides[@]}")
+        if [[ ${TAGGED:-} == yes ]] && ((run % 2 == 0)); then
+            order=(tagged ours "${sides[@]:2}")
+        fi
+        for side in "${order[@]}"; do
             case $side in
             ours)
                 read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \

@@ -381,6 +381,11 @@ fn build_batch<S: MessageStore + ?Sized>(
                 }
                 (Ok(Request::SendTagged(tag, message)), MessageVerb::Send)
                 | (Ok(Request::StoreTagged(tag, message)), MessageVerb::Store) => {
+                    if tags.is_empty() {
+                        // Once, sized for the batch: growing it by doubling
+                        // cost three allocations a batch (docs/PERFORMANCE.md).
+                        tags.reserve_exact(slots.capacity());
+                    }
                     tags.resize(messages.len(), None);
                     tags.push(Some(tag));
                     messages.push(message);
