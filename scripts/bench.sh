@@ -312,9 +312,9 @@ redis_benchmark_once() {
 # (when running), of the floor (when $FLOOR_PID is set) and of
 # redis-benchmark (the cross-check, when Redis runs): interleaved, so that
 # every side sees the same drift in the machine's load (tagged and plain
-# swap places every other round). Sets OURS, REDIS,
-# FLOOR and REDIS_BENCHMARK to the median rates (0 for a side not run), and
-# logs every run with CPU per message and latency.
+# swap places every other round). Sets OURS, REDIS, FLOOR and
+# REDIS_BENCHMARK to the median rates (0 for a side not run), and logs
+# every run with CPU per message and latency.
 measure() {
     local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result side
     local -A rates=() cpus=() lats=()
