@@ -312,7 +312,8 @@ redis_benchmark_once() {
 # (when running), of the floor (when $FLOOR_PID is set) and of
 # redis-benchmark (the cross-check, when Redis runs): interleaved, so that
 # every side sees the same drift in the machine's load (tagged and plain
-# swap places every other round). Sets OURS, REDIS, FLOOR and
+# swap places every other round; with FRESH set, every run of ours on new
+# nodes). Sets OURS, REDIS, FLOOR and
 # REDIS_BENCHMARK to the median rates (0 for a side not run), and logs
 # every run with CPU per message and latency.
 measure() {
@@ -333,6 +334,12 @@ measure() {
             order=(tagged ours "${sides[@]:2}")
         fi
         for side in "${order[@]}"; do
+            # A figure that names a FRESH function gets new nodes, their
+            # files empty, before each run of ours: see fresh_cluster.
+            if [[ -n ${FRESH:-} && ($side == ours || $side == tagged) ]]; then
+                "$FRESH"
+                pids=$FRESH_PIDS
+            fi
             case $side in
             ours)
                 read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
@@ -548,10 +555,26 @@ if [[ $HAVE_REDIS == yes ]]; then
     stop_redis
 fi
 
+# fresh_cluster: stops figure 4's cluster, if any, and starts a new one
+# with empty files; sets ADDR and FRESH_PIDS. Each run of figure 4 gets
+# its own: a cluster kept through the rounds slows as its files grow (the
+# kernel's time in write(2) rises with them: plain 680 -> 1 080 ns per
+# message at the headnode over three runs, back to its first figure when
+# the files are truncated between runs; docs/PERFORMANCE.md, "Tagged
+# messages beside plain"), so a run would depend on what the runs before
+# it wrote.
+CLUSTER_PIDS=()
+fresh_cluster() {
+    local pid
+    for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
+    rm -rf "$WORK/fig4"
+    start_cluster fig4 never
+    FRESH_PIDS=$(IFS=,; echo "${CLUSTER_PIDS[*]}")
+}
+
 # 4. Activity 2: headnode and three datanodes vs our figure 2.
 if want 4; then
-    start_cluster fig4 never
-    TAGGED=yes measure "figure 4" "$(IFS=,; echo "${CLUSTER_PIDS[*]}")" "$CONNS" "$PIPE" "$N4"
+    TAGGED=yes FRESH=fresh_cluster measure "figure 4" "" "$CONNS" "$PIPE" "$N4"
     for pid in "${CLUSTER_PIDS[@]}"; do stop "$pid"; done
     line "4 activity 2 (headnode+3 datanodes), 50x16" "$(rate "$OURS") msg/s" \
         "$(rate "$ours2") msg/s (fig 2)" - "$(ratio "$OURS" "$ours2")" - ">=0.5"
