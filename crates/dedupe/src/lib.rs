@@ -37,7 +37,10 @@ mod window;
 
 pub use window::{Window, DENSE_SPAN};
 
-use std::time::{Duration, Instant};
+use std::{
+    hash::{BuildHasherDefault, Hasher},
+    time::{Duration, Instant},
+};
 
 use hashbrown::HashMap;
 
@@ -55,17 +58,44 @@ pub enum Seen<'a, V> {
     Acknowledged,
 }
 
+/// A map keyed by client id, hashed by the hash the id carries.
+type ClientMap<V> = HashMap<ClientId, V, BuildHasherDefault<CarriedHash>>;
+
+/// The hasher of [`ClientMap`]: a [`ClientId`] hashes as the one `u64` it
+/// carries, already mixed with the process's random seed
+/// ([`protocol::ClientId`]), which is used as it is rather than mixed
+/// again (about 15 instructions per look-up, a few look-ups per message).
+#[derive(Debug, Default, Clone, Copy)]
+struct CarriedHash(u64);
+
+impl Hasher for CarriedHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by a client id; correct for any other key, if slower.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
 /// Every client's window.
 #[derive(Debug)]
 pub struct Windows<V> {
-    clients: HashMap<ClientId, Window<V>>,
+    clients: ClientMap<Window<V>>,
     entries: usize,
 }
 
 impl<V> Default for Windows<V> {
     fn default() -> Self {
         Windows {
-            clients: HashMap::new(),
+            clients: ClientMap::default(),
             entries: 0,
         }
     }
@@ -163,7 +193,7 @@ impl<V> Windows<V> {
 /// (what it acknowledges is dropped from `entries`), or `None` if the
 /// message is at or below its client's floor.
 fn above_floor<'a, V>(
-    clients: &'a mut HashMap<ClientId, Window<V>>,
+    clients: &'a mut ClientMap<Window<V>>,
     entries: &mut usize,
     tag: &Tag,
     now: Instant,
@@ -175,7 +205,7 @@ fn above_floor<'a, V>(
 
 /// `client`'s window in `clients`, made if new, marked seen at `now`.
 fn window_of<'a, V>(
-    clients: &'a mut HashMap<ClientId, Window<V>>,
+    clients: &'a mut ClientMap<Window<V>>,
     client: &ClientId,
     now: Instant,
 ) -> &'a mut Window<V> {
