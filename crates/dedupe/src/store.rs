@@ -178,29 +178,30 @@ impl TaggedLog {
         let tagged = tags.iter().flatten().count();
         stored_records(records, ids, tags.iter().flatten());
         let always = log.durability() == Durability::Always;
-        let mut plans = Vec::with_capacity(messages.len());
-        let mut fresh: Vec<usize> =
-            Vec::with_capacity(if tags.is_empty() { 0 } else { messages.len() });
+        // What is not written as new (a copy, a refusal), by index: empty
+        // but for a resend, so that the usual batch keeps no plan per
+        // message.
+        let mut others: Vec<(usize, Plan)> = Vec::new();
         let mut guard = self.lock();
         let state = &mut *guard;
-        for index in 0..messages.len() {
-            let tag = tags.get(index).and_then(Option::as_ref);
+        for (index, tag) in tags.iter().enumerate() {
+            let Some(tag) = tag else {
+                continue;
+            };
             // A new one is kept as stored at once: a second copy in this
             // batch is answered again, not written again.
-            let seen = tag.map(|tag| state.windows.check_or_insert(tag, now, || Entry::Stored));
-            let plan = match seen {
-                None => Plan::Write,
-                Some(Seen::New) => {
-                    fresh.push(index);
-                    Plan::Write
+            match state.windows.check_or_insert(tag, now, || Entry::Stored) {
+                Seen::New => {}
+                Seen::Known(Entry::Stored) => others.push((index, Plan::Again)),
+                Seen::Known(Entry::Written(durable)) => {
+                    others.push((index, Plan::Wait(durable.clone())));
                 }
-                Some(Seen::Known(Entry::Stored)) => Plan::Again,
-                Some(Seen::Known(Entry::Written(durable))) => Plan::Wait(durable.clone()),
-                Some(Seen::Acknowledged) => Plan::Refuse(acknowledged(tag.expect("tagged"))),
-            };
-            plans.push(plan);
+                Seen::Acknowledged => others.push((index, Plan::Refuse(acknowledged(tag)))),
+            }
         }
-        if plans.iter().any(|plan| !matches!(plan, Plan::Write)) {
+        // Every message's plan, made only when some are not new.
+        let plans = (!others.is_empty()).then(|| plans_of(messages.len(), &mut others));
+        if let Some(plans) = &plans {
             // Copies or refusals (a resend): the lines again, of the new
             // messages only.
             record.clear();
@@ -210,6 +211,18 @@ impl TaggedLog {
                 }
             }
         }
+        // The tagged messages written as new, by index.
+        let fresh: Vec<usize> = tags
+            .iter()
+            .enumerate()
+            .filter(|&(index, tag)| {
+                tag.is_some()
+                    && plans
+                        .as_ref()
+                        .is_none_or(|plans| matches!(plans[index], Plan::Write))
+            })
+            .map(|(index, _)| index)
+            .collect();
         let written = log.write(record.as_bytes());
         if record.capacity() > SCRATCH_KEEP {
             *record = Record::new();
@@ -281,16 +294,25 @@ impl TaggedLog {
                 *ids = Vec::new();
             }
         }
-        match shared {
-            Some(durable) => {
+        match (shared, plans) {
+            (Some(durable), plans) => {
                 if !fresh.is_empty() {
                     let fresh = fresh.iter().map(|&i| tag_of(i).clone()).collect();
                     self.settle_when_durable(durable.clone(), fresh);
                 }
+                let plans = plans.unwrap_or_else(|| plans_of(messages.len(), &mut others));
                 self.answer_later(durable, plans, messages)
             }
-            None if plans.iter().all(|plan| !matches!(plan, Plan::Wait(_))) => {
-                // Nothing to wait for: answered now, with no future to share.
+            (None, None) => {
+                // Every message new (or untagged), nothing to wait for:
+                // answered now, with no future to share.
+                let results = messages
+                    .iter()
+                    .map(|message| self.answer(written.clone(), message))
+                    .collect();
+                futures::future::ready(results).boxed()
+            }
+            (None, Some(plans)) if plans.iter().all(|plan| !matches!(plan, Plan::Wait(_))) => {
                 let own = written;
                 let results = plans
                     .into_iter()
@@ -304,7 +326,7 @@ impl TaggedLog {
                     .collect();
                 futures::future::ready(results).boxed()
             }
-            None => {
+            (None, Some(plans)) => {
                 let own = futures::future::ready(written).boxed().shared();
                 self.answer_later(own, plans, messages)
             }
@@ -377,6 +399,16 @@ enum Plan {
     Again,
     Wait(Durable),
     Refuse(ErrorReply),
+}
+
+/// The plan of each of `count` messages: those of `others` (by index,
+/// taken from it), `Write` for the rest.
+fn plans_of(count: usize, others: &mut Vec<(usize, Plan)>) -> Vec<Plan> {
+    let mut plans: Vec<Plan> = (0..count).map(|_| Plan::Write).collect();
+    for (index, plan) in others.drain(..) {
+        plans[index] = plan;
+    }
+    plans
 }
 
 /// What [`TaggedLog::store`] reuses from batch to batch on one thread: the
