@@ -313,9 +313,9 @@ redis_benchmark_once() {
 # redis-benchmark (the cross-check, when Redis runs): interleaved, so that
 # every side sees the same drift in the machine's load (tagged and plain
 # swap places every other round; with FRESH set, every run of ours on new
-# nodes). Sets OURS, REDIS, FLOOR and
-# REDIS_BENCHMARK to the median rates (0 for a side not run), and logs
-# every run with CPU per message and latency.
+# nodes). Sets OURS, REDIS, FLOOR and REDIS_BENCHMARK to the median rates
+# (0 for a side not run), and logs every run with CPU per message and
+# latency.
 measure() {
     local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result side
     local -A rates=() cpus=() lats=()
@@ -558,11 +558,9 @@ fi
 # fresh_cluster: stops figure 4's cluster, if any, and starts a new one
 # with empty files; sets ADDR and FRESH_PIDS. Each run of figure 4 gets
 # its own: a cluster kept through the rounds slows as its files grow (the
-# kernel's time in write(2) rises with them: plain 680 -> 1 080 ns per
-# message at the headnode over three runs, back to its first figure when
-# the files are truncated between runs; docs/PERFORMANCE.md, "Tagged
-# messages beside plain"), so a run would depend on what the runs before
-# it wrote.
+# kernel's time in write(2) rises with them; docs/PERFORMANCE.md, "Tagged
+# messages beside plain", step 11), so a run would depend on what the
+# runs before it wrote.
 CLUSTER_PIDS=()
 fresh_cluster() {
     local pid
