@@ -94,9 +94,11 @@ impl Config {
 
     /// The tagging of connection `index`'s messages, with `--tagged`.
     pub fn tagged(&self, index: usize) -> Option<Tagged> {
-        (self.tagged && self.protocol == Protocol::Frames).then(|| Tagged {
-            client: format!("loadgen{}-{index}", std::process::id()),
-            message: vec![b'x'; self.size],
+        (self.tagged && self.protocol == Protocol::Frames).then(|| {
+            Tagged::new(
+                &format!("loadgen{}-{index}", std::process::id()),
+                vec![b'x'; self.size],
+            )
         })
     }
 

@@ -60,7 +60,7 @@ pub async fn drive(
     share: u64,
     window: usize,
     mut replies: Replies,
-    tagged: Option<Tagged>,
+    mut tagged: Option<Tagged>,
 ) -> ConnectionResult {
     let mut result = ConnectionResult::default();
     let (mut rd, mut wr) = stream.split();
@@ -78,7 +78,7 @@ pub async fn drive(
             written = 0;
             let room = (window as u64 - in_flight).min(share - result.sent);
             if room > 0 {
-                match &tagged {
+                match &mut tagged {
                     None => {
                         for _ in 0..room {
                             out.extend_from_slice(&request);
@@ -86,9 +86,7 @@ pub async fn drive(
                     }
                     // Numbered from 1; every answer read is acknowledged.
                     Some(tagged) => {
-                        for seq in result.sent + 1..=result.sent + room {
-                            tagged.push(&mut out, seq, answered);
-                        }
+                        tagged.push_run(&mut out, result.sent + 1..=result.sent + room, answered);
                     }
                 }
                 runs.push_back((Instant::now(), room));
