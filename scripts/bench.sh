@@ -38,6 +38,10 @@
 #   BENCH_PROFILE            cargo profile: release (full) or debug (smoke)
 #   BENCH_HTTP=1             run the server and the headnode with their status
 #                            page on (--http 127.0.0.1:0), to compare with off
+#   BENCH_MAX_STEAL=5        a run during which the hypervisor took more than
+#                            this percentage of the machine's CPU time (steal,
+#                            /proc/stat) is run again, up to BENCH_STEAL_RETRIES=3
+#                            times (0 with --smoke); the log says so
 #   CARGO_TARGET_DIR         where the binaries are built (default target/)
 #
 # Every process it starts is killed on exit; every file lives in one
@@ -83,6 +87,9 @@ else
     PROFILE=${BENCH_PROFILE:-release}
 fi
 MEMORY_LIMIT_MIB=50
+MAX_STEAL=${BENCH_MAX_STEAL:-5}
+# The smoke run measures nothing: a stolen run need not be repeated.
+STEAL_RETRIES=${BENCH_STEAL_RETRIES:-$([[ $MODE == smoke ]] && echo 0 || echo 3)}
 FIGURES=" ${BENCH_FIGURES:-0 1 2 3 4 5 6} "
 want() { [[ $FIGURES == *" $1 "* ]]; }
 
@@ -307,18 +314,34 @@ redis_benchmark_once() {
         'BEGIN { printf "%s %.0f %.0f %s\n", r, (a - b) * 1e7 / n, s * 1e9 / n, l }'
 }
 
+# cpu_times: the machine's steal and total CPU time so far, in ticks
+# (/proc/stat's first line: user nice system idle iowait irq softirq steal).
+cpu_times() { awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# stolen_since "STEAL TOTAL": the percentage of the machine's CPU time the
+# hypervisor took since cpu_times printed its two numbers (0 off a VM).
+stolen_since() {
+    local before after
+    read -r -a before <<<"$1"
+    read -r -a after < <(cpu_times)
+    awk -v s="$((after[0] - before[0]))" -v t="$((after[1] - before[1]))" \
+        'BEGIN { printf "%.0f", (t > 0 ? 100 * s / t : 0) }'
+}
+
 # measure LABEL PIDS CONNS PIPELINE MESSAGES: RUNS rounds, each one run of
 # ours (at $ADDR, CPU charged to PIDS), then of Redis through loadgen
 # (when running), of the floor (when $FLOOR_PID is set) and of
 # redis-benchmark (the cross-check, when Redis runs): interleaved, so that
 # every side sees the same drift in the machine's load (tagged and plain
 # swap places every other round; with FRESH set, every run of ours on new
-# nodes). Sets OURS, REDIS, FLOOR and REDIS_BENCHMARK to the median rates
-# (0 for a side not run), and logs every run with CPU per message and
-# latency.
+# nodes). A run during which the hypervisor took more than MAX_STEAL % of
+# the CPU time is run again (STEAL_RETRIES times at most): what another
+# virtual machine took is not ours to measure. Sets OURS, REDIS, FLOOR and
+# REDIS_BENCHMARK to the median rates (0 for a side not run), and logs
+# every run with CPU per message, latency and steal.
 measure() {
     local label=$1 pids=$2 conns=$3 pipe=$4 messages=$5 run result side
-    local -A rates=() cpus=() lats=()
+    local -A rates=() cpus=() lats=() steals=()
     local sides=(ours)
     # Tagged messages (SENDID, exactly once) beside plain SEND, same node.
     if [[ ${TAGGED:-} == yes ]]; then sides+=(tagged); fi
@@ -334,31 +357,43 @@ measure() {
             order=(tagged ours "${sides[@]:2}")
         fi
         for side in "${order[@]}"; do
-            # A figure that names a FRESH function gets new nodes, their
-            # files empty, before each run of ours: see fresh_cluster.
-            if [[ -n ${FRESH:-} && ($side == ours || $side == tagged) ]]; then
-                "$FRESH"
-                pids=$FRESH_PIDS
-            fi
-            case $side in
-            ours)
-                read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
-                    --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
-                ;;
-            tagged)
-                read -r -a result < <(ours_once "$label, tagged, run $run" "$pids" --connect "$ADDR" \
-                    --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE" \
-                    --tagged)
-                ;;
-            redis) read -r -a result < <(redis_once "$label, redis, run $run" "$conns" "$pipe" "$messages") ;;
-            floor)
-                read -r -a result < <(ours_once "$label, floor, run $run" "$FLOOR_PID" \
-                    --connect "$FLOOR_ADDR" --connections "$conns" --pipeline "$pipe" \
-                    --messages "$messages" --size "$SIZE")
-                ;;
-            redis-benchmark) read -r -a result < <(redis_benchmark_once "$conns" "$pipe" "$messages") ;;
-            esac
+            local tries=0 before stolen
+            while :; do
+                # A figure that names a FRESH function gets new nodes, their
+                # files empty, before each run of ours: see fresh_cluster.
+                if [[ -n ${FRESH:-} && ($side == ours || $side == tagged) ]]; then
+                    "$FRESH"
+                    pids=$FRESH_PIDS
+                fi
+                before=$(cpu_times)
+                case $side in
+                ours)
+                    read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
+                        --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
+                    ;;
+                tagged)
+                    read -r -a result < <(ours_once "$label, tagged, run $run" "$pids" --connect "$ADDR" \
+                        --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE" \
+                        --tagged)
+                    ;;
+                redis) read -r -a result < <(redis_once "$label, redis, run $run" "$conns" "$pipe" "$messages") ;;
+                floor)
+                    read -r -a result < <(ours_once "$label, floor, run $run" "$FLOOR_PID" \
+                        --connect "$FLOOR_ADDR" --connections "$conns" --pipeline "$pipe" \
+                        --messages "$messages" --size "$SIZE")
+                    ;;
+                redis-benchmark) read -r -a result < <(redis_benchmark_once "$conns" "$pipe" "$messages") ;;
+                esac
+                stolen=$(stolen_since "$before")
+                if ((stolen <= MAX_STEAL)); then break; fi
+                if ((++tries > STEAL_RETRIES)); then
+                    say "$label, $side, run $run: ${stolen}% of the CPU time stolen, kept after $STEAL_RETRIES retries"
+                    break
+                fi
+                say "$label, $side, run $run: the hypervisor took ${stolen}% of the CPU time; running it again"
+            done
             rates[$side]+="${result[0]} "
+            steals[$side]+="${stolen}% "
             cpus[$side]+="${result[1]}/${result[2]} "
             lats[$side]+="${result[3]} "
         done
@@ -372,7 +407,7 @@ measure() {
     for side in "${sides[@]}"; do
         local what="node/loadgen"
         [[ $side == redis-benchmark ]] && what="redis-server/redis-benchmark"
-        say "$label: $side per s ${rates[$side]% }; CPU ns per request $what ${cpus[$side]% }; latency us ${lats[$side]% }"
+        say "$label: $side per s ${rates[$side]% }; CPU ns per request $what ${cpus[$side]% }; latency us ${lats[$side]% }; steal ${steals[$side]% }"
     done
 }
 
