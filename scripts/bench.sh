@@ -328,6 +328,30 @@ stolen_since() {
         'BEGIN { printf "%.0f", (t > 0 ? 100 * s / t : 0) }'
 }
 
+# run_side SIDE: one run of SIDE for measure (whose locals it reads:
+# label, run, pids, conns, pipe, messages), into `result`.
+run_side() {
+    local side=$1
+    case $side in
+    ours)
+        read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
+            --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
+        ;;
+    tagged)
+        read -r -a result < <(ours_once "$label, tagged, run $run" "$pids" --connect "$ADDR" \
+            --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE" \
+            --tagged)
+        ;;
+    redis) read -r -a result < <(redis_once "$label, redis, run $run" "$conns" "$pipe" "$messages") ;;
+    floor)
+        read -r -a result < <(ours_once "$label, floor, run $run" "$FLOOR_PID" \
+            --connect "$FLOOR_ADDR" --connections "$conns" --pipeline "$pipe" \
+            --messages "$messages" --size "$SIZE")
+        ;;
+    redis-benchmark) read -r -a result < <(redis_benchmark_once "$conns" "$pipe" "$messages") ;;
+    esac
+}
+
 # measure LABEL PIDS CONNS PIPELINE MESSAGES: RUNS rounds, each one run of
 # ours (at $ADDR, CPU charged to PIDS), then of Redis through loadgen
 # (when running), of the floor (when $FLOOR_PID is set) and of
@@ -366,24 +390,7 @@ measure() {
                     pids=$FRESH_PIDS
                 fi
                 before=$(cpu_times)
-                case $side in
-                ours)
-                    read -r -a result < <(ours_once "$label, run $run" "$pids" --connect "$ADDR" \
-                        --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE")
-                    ;;
-                tagged)
-                    read -r -a result < <(ours_once "$label, tagged, run $run" "$pids" --connect "$ADDR" \
-                        --connections "$conns" --pipeline "$pipe" --messages "$messages" --size "$SIZE" \
-                        --tagged)
-                    ;;
-                redis) read -r -a result < <(redis_once "$label, redis, run $run" "$conns" "$pipe" "$messages") ;;
-                floor)
-                    read -r -a result < <(ours_once "$label, floor, run $run" "$FLOOR_PID" \
-                        --connect "$FLOOR_ADDR" --connections "$conns" --pipeline "$pipe" \
-                        --messages "$messages" --size "$SIZE")
-                    ;;
-                redis-benchmark) read -r -a result < <(redis_benchmark_once "$conns" "$pipe" "$messages") ;;
-                esac
+                run_side "$side"
                 stolen=$(stolen_since "$before")
                 if ((stolen <= MAX_STEAL)); then break; fi
                 if ((++tries > STEAL_RETRIES)); then
