@@ -55,10 +55,13 @@ impl MessageStore for ClientStore {
             outcomes
                 .into_iter()
                 .map(|outcome| {
-                    outcome.map(|stored| sentences::headnode_stored(&stored.message, &stored.node))
+                    outcome.map(|stored| sentences::headnode_stored(stored.message(), &stored.node))
                 })
                 .collect()
         }
         .boxed()
     }
+
+    /// `SENDID`'s argument is passed on whole as `STOREID`'s.
+    const PASSES_TAGS_ON: bool = true;
 }

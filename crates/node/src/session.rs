@@ -102,6 +102,13 @@ pub trait MessageStore: Send + Sync + 'static {
         let _ = tags;
         self.store(peer, messages)
     }
+
+    /// Whether this store passes tagged messages on with their tags (the
+    /// headnode): [`MessageStore::store_tagged`] then gets a tagged
+    /// message's whole argument, `<client> <seq> <acked> <message>`, as it
+    /// came ([`protocol::Request::parse_passing_on`]), not the message alone.
+    /// A constant, so that a session's parsing is chosen once, when built.
+    const PASSES_TAGS_ON: bool = false;
 }
 
 impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
@@ -117,6 +124,8 @@ impl<T: MessageStore + ?Sized> MessageStore for Arc<T> {
     ) -> StoreFuture {
         (**self).store_tagged(peer, messages, tags)
     }
+
+    const PASSES_TAGS_ON: bool = T::PASSES_TAGS_ON;
 }
 
 /// Which verb carries messages on this session.
@@ -368,9 +377,14 @@ fn build_batch<S: MessageStore + ?Sized>(
     // Filled only once a tagged message comes: plain batches pay nothing.
     let mut tags: Vec<Option<Tag>> = Vec::new();
     let mut stop = None;
+    let parse = if S::PASSES_TAGS_ON {
+        Request::parse_passing_on
+    } else {
+        Request::parse_with
+    };
     for item in inbox.drain(..) {
         match item {
-            Ok(Frame::Data(payload)) => match (Request::parse_with(&payload, client_ids), verb) {
+            Ok(Frame::Data(payload)) => match (parse(&payload, client_ids), verb) {
                 (Ok(Request::Send(message)), MessageVerb::Send)
                 | (Ok(Request::Store(message)), MessageVerb::Store) => {
                     if !tags.is_empty() {

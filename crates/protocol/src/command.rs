@@ -56,6 +56,26 @@ impl Request {
     /// [`Request::parse`], taking tagged messages' client ids from `ids`
     /// (one per connection: no allocation per message for the id).
     pub fn parse_with(payload: &[u8], ids: &mut ClientIds) -> Result<Request, ErrorReply> {
+        Request::parse_keeping::<false>(payload, ids)
+    }
+
+    /// [`Request::parse_with`] for a node that passes tagged messages on
+    /// (the headnode, each `SENDID` as a `STOREID`): the `String` of
+    /// [`Request::SendTagged`] and [`Request::StoreTagged`] is then their
+    /// whole argument, `<client> <seq> <acked> <message>`, as it came, so
+    /// that it is copied on instead of the tag being written again
+    /// ([`crate::link::encode_store_passed_on`]); its message starts at
+    /// [`Tag::message_at`].
+    pub fn parse_passing_on(payload: &[u8], ids: &mut ClientIds) -> Result<Request, ErrorReply> {
+        Request::parse_keeping::<true>(payload, ids)
+    }
+
+    /// Both, chosen at compile time: the one a node uses carries no test
+    /// of the other.
+    fn parse_keeping<const WHOLE_TAGGED: bool>(
+        payload: &[u8],
+        ids: &mut ClientIds,
+    ) -> Result<Request, ErrorReply> {
         let text = std::str::from_utf8(payload).map_err(|err| {
             ErrorReply::new(
                 ErrorCode::BadUtf8,
@@ -81,11 +101,11 @@ impl Request {
         } else if verb.eq_ignore_ascii_case("STORE") {
             message_argument(argument).map(Request::Store)
         } else if verb.eq_ignore_ascii_case(SEND_TAGGED) {
-            let (tag, message) = Tag::parse_argument_with(argument, ids)?;
-            Ok(Request::SendTagged(tag, message.to_owned()))
+            let (tag, text) = tagged_argument(argument, ids, WHOLE_TAGGED)?;
+            Ok(Request::SendTagged(tag, text))
         } else if verb.eq_ignore_ascii_case(STORE_TAGGED) {
-            let (tag, message) = Tag::parse_argument_with(argument, ids)?;
-            Ok(Request::StoreTagged(tag, message.to_owned()))
+            let (tag, text) = tagged_argument(argument, ids, WHOLE_TAGGED)?;
+            Ok(Request::StoreTagged(tag, text))
         } else if verb.is_empty() {
             Err(ErrorReply::new(ErrorCode::UnknownCommand, "empty request"))
         } else {
@@ -122,6 +142,21 @@ impl Request {
         self.write_payload(&mut dst);
         dst
     }
+}
+
+/// A tagged request's tag, and its message (or, if `whole`, the whole
+/// argument).
+fn tagged_argument(
+    argument: Option<&str>,
+    ids: &mut ClientIds,
+    whole: bool,
+) -> Result<(Tag, String), ErrorReply> {
+    let (tag, message) = Tag::parse_argument_with(argument, ids)?;
+    let text = match argument {
+        Some(argument) if whole => argument,
+        _ => message,
+    };
+    Ok((tag, text.to_owned()))
 }
 
 fn message_argument(argument: Option<&str>) -> Result<String, ErrorReply> {
@@ -453,6 +488,32 @@ mod tests {
             Request::StoreTagged(tag(), " spaced ".into()),
         ] {
             assert_eq!(Request::parse(&request.to_payload()).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn passing_on_keeps_a_tagged_argument_whole() {
+        let mut ids = ClientIds::default();
+        let whole = |payload: &[u8], ids: &mut ClientIds| Request::parse_passing_on(payload, ids);
+        assert_eq!(
+            whole(b"SENDID c0ffee 7 3 Hola mundo", &mut ids),
+            Ok(Request::SendTagged(tag(), "c0ffee 7 3 Hola mundo".into()))
+        );
+        assert_eq!(
+            whole(b"STOREID c0ffee 7 3  spaced ", &mut ids),
+            Ok(Request::StoreTagged(tag(), "c0ffee 7 3  spaced ".into()))
+        );
+        // Everything else as parse_with reads it, errors included.
+        for payload in [
+            &b"SEND Hola"[..],
+            b"SENDID c0ffee 7 7 x",
+            b"SENDID c0ffee 7 3 ",
+            b"PING",
+        ] {
+            assert_eq!(
+                whole(payload, &mut ids),
+                Request::parse_with(payload, &mut ids)
+            );
         }
     }
 

@@ -259,6 +259,30 @@ impl Tag {
         Ok((Tag { client, seq, acked }, message))
     }
 
+    /// Where the message starts in `argument`, the text this tag was parsed
+    /// from (`<client> <seq> <acked> <message>`, as
+    /// [`crate::Request::parse_passing_on`] keeps it): the words' lengths
+    /// are those of the tag's parts, unless a number came with leading
+    /// zeros, and then the words are scanned.
+    pub fn message_at(&self, argument: &str) -> usize {
+        let bytes = argument.as_bytes();
+        let mut at = self.client.as_str().len() + 1;
+        for n in [self.seq, self.acked] {
+            let digits = decimal_digits(n);
+            // A number's word is digits only: a space right after as many
+            // as the number has is its end.
+            if bytes.get(at + digits) == Some(&b' ') {
+                at += digits + 1;
+            } else {
+                while bytes.get(at).is_some_and(|&byte| byte != b' ') {
+                    at += 1;
+                }
+                at = (at + 1).min(bytes.len());
+            }
+        }
+        at
+    }
+
     /// Appends `<client> <seq> <acked> ` (with the trailing space) to `dst`.
     pub fn write_prefix(&self, dst: &mut BytesMut) {
         dst.put_slice(self.client.as_str().as_bytes());
@@ -357,6 +381,24 @@ fn eight_digits(values: u64) -> u64 {
     (quads * 10_000 + (quads >> 32)) & 0xFFFF_FFFF
 }
 
+/// How many digits `n` is written with: from its bit length, the few
+/// operations of the classic estimate (`std`'s `ilog10` cost more than the
+/// copy [`Tag::message_at`] saves).
+fn decimal_digits(n: u64) -> usize {
+    const POWERS: [u64; 20] = {
+        let mut powers = [1u64; 20];
+        let mut at = 1;
+        while at < 20 {
+            powers[at] = powers[at - 1] * 10;
+            at += 1;
+        }
+        powers
+    };
+    // log10(2) is about 1233 / 4096: at most one below the digits' count.
+    let estimate = (((64 - (n | 1).leading_zeros()) * 1233) >> 12) as usize;
+    estimate + usize::from((n | 1) >= POWERS[estimate])
+}
+
 /// `text` up to its first space, and what follows that space (empty if
 /// there is none).
 fn first_word(text: &str) -> (&str, &str) {
@@ -379,6 +421,23 @@ mod tests {
     }
 
     #[test]
+    fn decimal_digits_are_counted_at_every_power_of_ten() {
+        assert_eq!(decimal_digits(0), 1);
+        let mut power = 1u64;
+        for digits in 1..=20 {
+            assert_eq!(decimal_digits(power), digits, "{power}");
+            assert_eq!(
+                decimal_digits(power - 1),
+                (digits - 1).max(1),
+                "{}",
+                power - 1
+            );
+            power = power.saturating_mul(10);
+        }
+        assert_eq!(decimal_digits(u64::MAX), 20);
+    }
+
+    #[test]
     fn a_tag_round_trips() {
         let (tag, message) = parse("c0ffee 12 9 Hola mundo").unwrap();
         assert_eq!((tag.client.as_str(), tag.seq, tag.acked), ("c0ffee", 12, 9));
@@ -389,6 +448,16 @@ mod tests {
         assert_eq!(tag.to_string(), "c0ffee:12");
         let (_, spaced) = parse("c 1 0  two  spaces ").unwrap();
         assert_eq!(spaced, " two  spaces ", "the message is verbatim");
+        for argument in [
+            "c0ffee 12 9 Hola mundo",
+            "c 1 0  two  spaces ",
+            "c 0012 011 x",
+            "c 10 0 9",
+            "c 100 99 1 2",
+        ] {
+            let (tag, message) = parse(argument).unwrap();
+            assert_eq!(&argument[tag.message_at(argument)..], message, "{argument}");
+        }
     }
 
     #[test]

@@ -112,6 +112,18 @@ pub fn encode_store_tagged(out: &mut BytesMut, tag: &Tag, message: &str) {
     });
 }
 
+/// Appends the frame of `STOREID <argument>` to `out`, `argument` being a
+/// `SENDID`'s as it came (`<client> <seq> <acked> <message>`, see
+/// [`Request::parse_passing_on`]): the same bytes as
+/// [`encode_store_tagged`] of its tag and message, with the tag copied
+/// instead of written again.
+pub fn encode_store_passed_on(out: &mut BytesMut, argument: &str) {
+    encode_frame_with(out, |dst| {
+        dst.put_slice(b"STOREID ");
+        dst.put_slice(argument.as_bytes());
+    });
+}
+
 /// Appends the frame of `PING` to `out`.
 pub fn encode_ping(out: &mut BytesMut) {
     encode_frame_with(out, |dst| Request::Ping.write_payload(dst));
@@ -241,8 +253,14 @@ mod tests {
             seq: 12,
             acked: 10,
         };
+        let mut passed_on = BytesMut::new();
+        encode_store_passed_on(&mut passed_on, "c1 12 10 Adiós");
         let mut tagged = BytesMut::new();
         encode_store_tagged(&mut tagged, &tag, "Adiós");
+        assert_eq!(
+            passed_on, tagged,
+            "a SENDID's argument copied is its STOREID"
+        );
         assert_eq!(
             tagged,
             framed(&Request::StoreTagged(tag, "Adiós".to_owned()))

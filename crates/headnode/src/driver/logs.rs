@@ -88,7 +88,7 @@ impl Registro {
         if stored.peek().is_some() {
             let stamp = self.stamp.get_or_insert_with(timestamp);
             for stored in stored {
-                let parts = sentences::datanode_stored_parts(&stored.node, &stored.message);
+                let parts = sentences::datanode_stored_parts(&stored.node, stored.message());
                 record.push_parts(stamp, &parts);
             }
         }
@@ -186,11 +186,7 @@ pub(super) mod tests {
     use crate::router::Stored;
 
     fn stored(node: &str, message: &str) -> Outcome {
-        Ok(Stored {
-            node: node.into(),
-            message: message.into(),
-            again: false,
-        })
+        Ok(Stored::new(node.into(), message.into(), false))
     }
 
     /// The messages of a journal's lines, without their time stamps.

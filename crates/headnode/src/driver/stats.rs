@@ -77,7 +77,7 @@ impl Stats {
                 Ok(done) if done.again => {}
                 Ok(done) => {
                     stored += 1;
-                    self.bytes += done.message.len() as u64;
+                    self.bytes += done.message().len() as u64;
                     *entry(&mut self.stored, &done.node) += 1;
                 }
                 Err(err) => match self.errors.iter_mut().find(|(code, _)| *code == err.code) {
@@ -161,11 +161,7 @@ mod tests {
     use crate::router::Stored;
 
     fn stored(node: &Arc<str>, message: &str) -> Outcome {
-        Ok(Stored {
-            node: Arc::clone(node),
-            message: message.into(),
-            again: false,
-        })
+        Ok(Stored::new(Arc::clone(node), message.into(), false))
     }
 
     #[test]

@@ -177,17 +177,13 @@ impl<T> Router<T> {
 
 /// The answer to a copy of a message `node` stored.
 pub(super) fn again(node: &Arc<str>, text: &str) -> Stored {
-    Stored {
-        node: Arc::clone(node),
-        message: text.to_owned(),
-        again: true,
-    }
+    Stored::new(Arc::clone(node), text.to_owned(), true)
 }
 
 /// The outcome a waiting copy gets from its twin's.
 pub(super) fn for_copy(outcome: &Outcome) -> Outcome {
     match outcome {
-        Ok(stored) => Ok(again(&stored.node, &stored.message)),
+        Ok(stored) => Ok(again(&stored.node, stored.message())),
         Err(err) => Err(err.clone()),
     }
 }

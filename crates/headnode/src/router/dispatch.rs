@@ -115,7 +115,7 @@ impl<T> Router<T> {
             .datanodes
             .serving_mut(index)
             .expect("candidates are serving");
-        link.send_store(id, msg.tag.as_ref(), &msg.text, now);
+        link.send_store(id, msg.tag.is_some(), &msg.text, now);
         msg.on = Some(link.id);
         if let Some(tag) = &msg.tag {
             // Recorded unless it already held it (sent again to its holder).
@@ -161,15 +161,9 @@ impl<T> Router<T> {
             tracing::debug!(%node, "late confirmation of a message already answered");
             return;
         };
-        let message = std::mem::take(&mut msg.text);
-        self.settle(
-            id,
-            Ok(Stored {
-                node,
-                message,
-                again: false,
-            }),
-        );
+        let text = std::mem::take(&mut msg.text);
+        let stored = Stored::within(node, text, msg.message_at, false);
+        self.settle(id, Ok(stored));
     }
 
     /// `link` refused message `id` with `err`: try another datanode.
@@ -298,7 +292,7 @@ mod tests {
         let outcomes = sim.outcome(1);
         let messages: Vec<&str> = outcomes
             .iter()
-            .map(|o| o.as_ref().unwrap().message.as_str())
+            .map(|o| o.as_ref().unwrap().message())
             .collect();
         assert_eq!(messages, ["a", "b", "c", "d"]);
         assert_eq!(sim.stored_on(1), ["dn1", "dn2", "dn3", "dn1"]);

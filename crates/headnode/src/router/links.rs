@@ -17,10 +17,7 @@
 use std::{collections::VecDeque, net::SocketAddr, sync::Arc, time::Instant};
 
 use bytes::BytesMut;
-use protocol::{
-    link::{encode_ping, encode_store, encode_store_tagged},
-    Tag,
-};
+use protocol::link::{encode_ping, encode_store, encode_store_passed_on};
 
 use super::{pending::MsgId, LinkId};
 use crate::idmap::IdMap;
@@ -87,11 +84,13 @@ impl Link {
         }
     }
 
-    /// Sends `STORE <text>` for message `msg`, or `STOREID` if tagged.
-    pub fn send_store(&mut self, msg: MsgId, tag: Option<&Tag>, text: &str, now: Instant) {
-        match tag {
-            Some(tag) => encode_store_tagged(&mut self.out, tag, text),
-            None => encode_store(&mut self.out, text),
+    /// Sends `STORE <text>` for message `msg`, or, if tagged, `STOREID
+    /// <text>`, `text` being then its `SENDID`'s argument.
+    pub fn send_store(&mut self, msg: MsgId, tagged: bool, text: &str, now: Instant) {
+        if tagged {
+            encode_store_passed_on(&mut self.out, text);
+        } else {
+            encode_store(&mut self.out, text);
         }
         self.queue.push_back(Owed::Store { msg, sent: now });
         self.stores += 1;
@@ -252,9 +251,9 @@ mod tests {
     fn a_link_owes_in_order_and_counts_its_stores() {
         let now = Instant::now();
         let mut link = Link::new(LinkId(1), peer());
-        link.send_store(msg(0), None, "a", now);
+        link.send_store(msg(0), false, "a", now);
         link.ask(7, true);
-        link.send_store(msg(1), None, "b", now);
+        link.send_store(msg(1), false, "b", now);
         assert_eq!((link.stores, link.awaiting), (2, Some(7)));
         assert_eq!(link.store_ids(), [msg(0), msg(1)]);
         assert_eq!(link.oldest_store(), Some(now));

@@ -160,11 +160,37 @@ impl std::fmt::Display for LinkId {
 pub struct Stored {
     /// Name of the datanode that confirmed it.
     pub node: Arc<str>,
-    /// The message itself, handed back for the sentences.
-    pub message: String,
+    /// The message, handed back for the sentences: the pending message's
+    /// text, which, for a tagged one, starts with its tag (not cut off:
+    /// moving the message to the front cost more than the rest of its
+    /// answer, docs/PERFORMANCE.md).
+    text: String,
+    message_at: usize,
     /// Whether this answers a copy of a tagged message confirmed before:
     /// it was not stored again and gets no new line in registro_server.txt.
     pub again: bool,
+}
+
+impl Stored {
+    /// `message`, confirmed by `node`.
+    pub fn new(node: Arc<str>, message: String, again: bool) -> Stored {
+        Stored::within(node, message, 0, again)
+    }
+
+    /// The message that starts at `message_at` in `text`.
+    pub(crate) fn within(node: Arc<str>, text: String, message_at: usize, again: bool) -> Stored {
+        Stored {
+            node,
+            text,
+            message_at,
+            again,
+        }
+    }
+
+    /// The message itself.
+    pub fn message(&self) -> &str {
+        &self.text[self.message_at..]
+    }
 }
 
 /// What became of one message.
@@ -482,7 +508,7 @@ impl<T> Router<T> {
             return;
         }
         let deadline = now + self.config.unavailable_timeout;
-        let ids: Vec<_> = self.pending.add(token, messages).collect();
+        let ids: Vec<_> = self.pending.add(token, messages, &tags).collect();
         let mut tags = tags.into_iter();
         for id in ids {
             let Some(tag) = tags.next().flatten() else {
@@ -498,7 +524,7 @@ impl<T> Router<T> {
                     let Some(msg) = self.pending.get_mut(id) else {
                         continue;
                     };
-                    let again = dedupe::again(&node, &msg.text);
+                    let again = dedupe::again(&node, msg.message());
                     self.settle_one(id, Ok(again));
                 }
                 dedupe::Admit::Refuse(err) => self.settle_one(id, Err(err)),

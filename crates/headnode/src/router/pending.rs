@@ -33,7 +33,11 @@ pub(super) struct MsgId {
 /// A message without an outcome yet.
 #[derive(Debug)]
 pub(super) struct Msg {
+    /// The message, or, if tagged, the whole argument of its `SENDID` as it
+    /// came, passed on as its `STOREID`'s ([`protocol::Request::parse_passing_on`]);
+    /// the message starts at `message_at`.
     pub text: String,
+    pub message_at: usize,
     /// The link it was last sent on; `None` while parked.
     pub on: Option<LinkId>,
     /// Links that answered `ERR` to it.
@@ -45,6 +49,13 @@ pub(super) struct Msg {
     /// The datanode that may hold it, once a tagged message was sent (see
     /// `dedupe.rs`).
     pub holder: Option<Arc<str>>,
+}
+
+impl Msg {
+    /// The message alone.
+    pub fn message(&self) -> &str {
+        &self.text[self.message_at..]
+    }
 }
 
 #[derive(Debug)]
@@ -86,15 +97,27 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
-    /// Adds a batch of `messages` (not empty); returns their ids, in order.
-    pub fn add(&mut self, token: T, messages: Vec<String>) -> impl Iterator<Item = MsgId> {
+    /// Adds a batch of `messages` (not empty), those with a tag in `tags`
+    /// as their whole argument; returns their ids, in order.
+    pub fn add(
+        &mut self,
+        token: T,
+        messages: Vec<String>,
+        tags: &[Option<Tag>],
+    ) -> impl Iterator<Item = MsgId> {
         let batch = self.next_batch;
         self.next_batch += 1;
         let count = messages.len();
         let slots = messages
             .into_iter()
-            .map(|text| {
+            .enumerate()
+            .map(|(index, text)| {
+                let message_at = match tags.get(index) {
+                    Some(Some(tag)) => tag.message_at(&text),
+                    _ => 0,
+                };
                 Slot::Pending(Msg {
+                    message_at,
                     text,
                     on: None,
                     refused: Vec::new(),
@@ -132,8 +155,8 @@ impl<T> Pending<T> {
     /// outcome, and after, if it was stored, until its batch is answered.
     pub fn text(&self, id: MsgId) -> Option<&str> {
         match self.batches.get(&id.batch)?.slots.get(id.index)? {
-            Slot::Pending(msg) => Some(&msg.text),
-            Slot::Done(Ok(stored)) => Some(&stored.message),
+            Slot::Pending(msg) => Some(msg.message()),
+            Slot::Done(Ok(stored)) => Some(stored.message()),
             Slot::Done(Err(_)) => None,
         }
     }
@@ -250,7 +273,9 @@ mod tests {
     #[test]
     fn a_batch_completes_once_each_message_is_settled_once() {
         let mut pending = Pending::default();
-        let ids: Vec<MsgId> = pending.add("t", vec!["a".into(), "b".into()]).collect();
+        let ids: Vec<MsgId> = pending
+            .add("t", vec!["a".into(), "b".into()], &[])
+            .collect();
         assert_eq!(pending.settle(ids[1], refused()), None);
         assert_eq!(pending.settle(ids[1], refused()), None, "ignored");
         assert!(pending.get_mut(ids[1]).is_none());
@@ -267,7 +292,7 @@ mod tests {
         let second = Duration::from_secs(1);
         let mut pending = Pending::default();
         let ids: Vec<MsgId> = pending
-            .add(1, vec!["a".into(), "b".into(), "c".into()])
+            .add(1, vec!["a".into(), "b".into(), "c".into()], &[])
             .collect();
         for (n, id) in ids.iter().enumerate() {
             pending.park(*id, now + second * n as u32);
@@ -284,7 +309,7 @@ mod tests {
     fn unparking_keeps_order_and_drops_what_was_placed() {
         let now = Instant::now();
         let mut pending = Pending::default();
-        let ids: Vec<MsgId> = pending.add(1, vec!["a".into(), "b".into()]).collect();
+        let ids: Vec<MsgId> = pending.add(1, vec!["a".into(), "b".into()], &[]).collect();
         pending.park(ids[0], now);
         pending.park(ids[1], now);
         pending.get_mut(ids[0]).unwrap().on = Some(LinkId(1));

@@ -153,7 +153,11 @@ impl Sim {
                 })
             })
             .collect();
-        let texts = messages.iter().map(|m| m.2.to_string()).collect();
+        // Each as the headnode's session passes it on: the whole argument.
+        let texts = messages
+            .iter()
+            .map(|&(seq, acked, text)| format!("{client} {seq} {acked} {text}"))
+            .collect();
         self.router.submit_tagged(token, texts, tags, self.now);
         self.collect();
     }
@@ -318,7 +322,7 @@ pub fn assert_confirmations_hold(sim: &Sim) {
             assert!(
                 sim.stored
                     .get(&*stored.node)
-                    .is_some_and(|m| m.contains(&stored.message)),
+                    .is_some_and(|m| m.iter().any(|m| m == stored.message())),
                 "{stored:?} is not on {}",
                 stored.node
             );
