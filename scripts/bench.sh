@@ -416,6 +416,14 @@ measure() {
         [[ $side == redis-benchmark ]] && what="redis-server/redis-benchmark"
         say "$label: $side per s ${rates[$side]% }; CPU ns per request $what ${cpus[$side]% }; latency us ${lats[$side]% }; steal ${steals[$side]% }"
     done
+    # The figure is the ratio of the medians; the rounds' own ratios show
+    # how far one round's pair of runs (seconds apart) can drift.
+    if [[ ${TAGGED:-} == yes ]]; then
+        say "$label: tagged / plain, round by round: $(paste -d ' ' \
+            <(tr ' ' '\n' <<<"${rates[tagged]}" | grep .) \
+            <(tr ' ' '\n' <<<"${rates[ours]}" | grep .) |
+            awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), ($2 > 0 ? $1 / $2 : 0) }')"
+    fi
 }
 
 # start_redis APPENDFSYNC: starts the benchmark's own Redis; fails (after
