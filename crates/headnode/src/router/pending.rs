@@ -287,6 +287,38 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_message_keeps_its_whole_argument_and_knows_its_message() {
+        let mut pending = Pending::default();
+        let tag = |seq, acked| {
+            Some(Tag {
+                client: protocol::ClientId::new("c0ffee").unwrap(),
+                seq,
+                acked,
+            })
+        };
+        // As the session passes them on: a tagged one whole, leading zeros
+        // and all; a plain one as it came.
+        let texts = vec![
+            "c0ffee 007 03 Hola mundo".into(),
+            "plano".into(),
+            "c0ffee 8 3  x".into(),
+        ];
+        let ids: Vec<MsgId> = pending
+            .add("t", texts, &[tag(7, 3), None, tag(8, 3)])
+            .collect();
+        let messages: Vec<String> = ids
+            .iter()
+            .map(|&id| pending.get_mut(id).unwrap().message().to_owned())
+            .collect();
+        assert_eq!(messages, ["Hola mundo", "plano", " x"]);
+        assert_eq!(pending.text(ids[0]), Some("Hola mundo"));
+        assert_eq!(
+            pending.get_mut(ids[0]).unwrap().text,
+            "c0ffee 007 03 Hola mundo"
+        );
+    }
+
+    #[test]
     fn parked_messages_expire_in_order_and_settled_ones_are_skipped() {
         let now = Instant::now();
         let second = Duration::from_secs(1);
