@@ -382,8 +382,8 @@ fn eight_digits(values: u64) -> u64 {
 }
 
 /// How many digits `n` is written with: from its bit length, the few
-/// operations of the classic estimate (`std`'s `ilog10` cost more than the
-/// copy [`Tag::message_at`] saves).
+/// operations of the classic estimate (`std`'s `ilog10` doubled what
+/// [`Tag::message_at`] costs).
 fn decimal_digits(n: u64) -> usize {
     const POWERS: [u64; 20] = {
         let mut powers = [1u64; 20];

@@ -115,7 +115,7 @@ impl<T> Router<T> {
             .datanodes
             .serving_mut(index)
             .expect("candidates are serving");
-        link.send_store(id, msg.tag.is_some(), &msg.text, now);
+        link.send_store(id, msg.tag.is_some(), msg.text.whole(), now);
         msg.on = Some(link.id);
         if let Some(tag) = &msg.tag {
             // Recorded unless it already held it (sent again to its holder).
@@ -161,8 +161,7 @@ impl<T> Router<T> {
             tracing::debug!(%node, "late confirmation of a message already answered");
             return;
         };
-        let text = std::mem::take(&mut msg.text);
-        let stored = Stored::within(node, text, msg.message_at, false);
+        let stored = Stored::of(node, std::mem::take(&mut msg.text), false);
         self.settle(id, Ok(stored));
     }
 

@@ -161,11 +161,8 @@ pub struct Stored {
     /// Name of the datanode that confirmed it.
     pub node: Arc<str>,
     /// The message, handed back for the sentences: the pending message's
-    /// text, which, for a tagged one, starts with its tag (not cut off:
-    /// moving the message to the front cost more than the rest of its
-    /// answer, docs/PERFORMANCE.md).
-    text: String,
-    message_at: usize,
+    /// text as it was, its tag not cut off (which would move the message).
+    text: MessageText,
     /// Whether this answers a copy of a tagged message confirmed before:
     /// it was not stored again and gets no new line in registro_server.txt.
     pub again: bool,
@@ -174,24 +171,64 @@ pub struct Stored {
 impl Stored {
     /// `message`, confirmed by `node`.
     pub fn new(node: Arc<str>, message: String, again: bool) -> Stored {
-        Stored::within(node, message, 0, again)
+        Stored::of(node, MessageText::plain(message), again)
     }
 
-    /// The message that starts at `message_at` in `text`.
-    pub(crate) fn within(node: Arc<str>, text: String, message_at: usize, again: bool) -> Stored {
-        Stored {
-            node,
-            text,
-            message_at,
-            again,
-        }
+    fn of(node: Arc<str>, text: MessageText, again: bool) -> Stored {
+        Stored { node, text, again }
     }
 
     /// The message itself.
     pub fn message(&self) -> &str {
+        self.text.message()
+    }
+}
+
+/// A message's text as the router keeps it: the message, or, for a tagged
+/// one, the whole argument of its `SENDID` as it came, passed on as its
+/// `STOREID`'s ([`protocol::Request::parse_passing_on`]).
+#[derive(Debug, Clone, Default)]
+struct MessageText {
+    text: String,
+    /// Where the message starts in `text`.
+    message_at: usize,
+}
+
+impl MessageText {
+    fn plain(message: String) -> MessageText {
+        MessageText {
+            text: message,
+            message_at: 0,
+        }
+    }
+
+    /// `argument`, the argument of a `SENDID` tagged `tag`.
+    fn tagged(argument: String, tag: &Tag) -> MessageText {
+        MessageText {
+            message_at: tag.message_at(&argument),
+            text: argument,
+        }
+    }
+
+    /// The text whole, as it is sent on.
+    fn whole(&self) -> &str {
+        &self.text
+    }
+
+    /// The message alone.
+    fn message(&self) -> &str {
         &self.text[self.message_at..]
     }
 }
+
+/// Two texts are equal when their messages are, tagged or not.
+impl PartialEq for MessageText {
+    fn eq(&self, other: &MessageText) -> bool {
+        self.message() == other.message()
+    }
+}
+
+impl Eq for MessageText {}
 
 /// What became of one message.
 pub type Outcome = Result<Stored, ErrorReply>;
@@ -524,7 +561,7 @@ impl<T> Router<T> {
                     let Some(msg) = self.pending.get_mut(id) else {
                         continue;
                     };
-                    let again = dedupe::again(&node, msg.message());
+                    let again = dedupe::again(&node, msg.text.message());
                     self.settle_one(id, Ok(again));
                 }
                 dedupe::Admit::Refuse(err) => self.settle_one(id, Err(err)),

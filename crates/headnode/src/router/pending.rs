@@ -20,7 +20,7 @@ use std::{collections::VecDeque, sync::Arc, time::Instant};
 
 use protocol::{sentences, ErrorReply, Tag};
 
-use super::{LinkId, Outcome};
+use super::{LinkId, MessageText, Outcome};
 use crate::idmap::IdMap;
 
 /// One message: its batch and its place in the batch.
@@ -33,11 +33,7 @@ pub(super) struct MsgId {
 /// A message without an outcome yet.
 #[derive(Debug)]
 pub(super) struct Msg {
-    /// The message, or, if tagged, the whole argument of its `SENDID` as it
-    /// came, passed on as its `STOREID`'s ([`protocol::Request::parse_passing_on`]);
-    /// the message starts at `message_at`.
-    pub text: String,
-    pub message_at: usize,
+    pub text: MessageText,
     /// The link it was last sent on; `None` while parked.
     pub on: Option<LinkId>,
     /// Links that answered `ERR` to it.
@@ -49,13 +45,6 @@ pub(super) struct Msg {
     /// The datanode that may hold it, once a tagged message was sent (see
     /// `dedupe.rs`).
     pub holder: Option<Arc<str>>,
-}
-
-impl Msg {
-    /// The message alone.
-    pub fn message(&self) -> &str {
-        &self.text[self.message_at..]
-    }
 }
 
 #[derive(Debug)]
@@ -112,12 +101,11 @@ impl<T> Pending<T> {
             .into_iter()
             .enumerate()
             .map(|(index, text)| {
-                let message_at = match tags.get(index) {
-                    Some(Some(tag)) => tag.message_at(&text),
-                    _ => 0,
+                let text = match tags.get(index) {
+                    Some(Some(tag)) => MessageText::tagged(text, tag),
+                    _ => MessageText::plain(text),
                 };
                 Slot::Pending(Msg {
-                    message_at,
                     text,
                     on: None,
                     refused: Vec::new(),
@@ -155,7 +143,7 @@ impl<T> Pending<T> {
     /// outcome, and after, if it was stored, until its batch is answered.
     pub fn text(&self, id: MsgId) -> Option<&str> {
         match self.batches.get(&id.batch)?.slots.get(id.index)? {
-            Slot::Pending(msg) => Some(msg.message()),
+            Slot::Pending(msg) => Some(msg.text.message()),
             Slot::Done(Ok(stored)) => Some(stored.message()),
             Slot::Done(Err(_)) => None,
         }
@@ -308,12 +296,12 @@ mod tests {
             .collect();
         let messages: Vec<String> = ids
             .iter()
-            .map(|&id| pending.get_mut(id).unwrap().message().to_owned())
+            .map(|&id| pending.get_mut(id).unwrap().text.message().to_owned())
             .collect();
         assert_eq!(messages, ["Hola mundo", "plano", " x"]);
         assert_eq!(pending.text(ids[0]), Some("Hola mundo"));
         assert_eq!(
-            pending.get_mut(ids[0]).unwrap().text,
+            pending.get_mut(ids[0]).unwrap().text.whole(),
             "c0ffee 007 03 Hola mundo"
         );
     }
