@@ -48,7 +48,7 @@ use ::dedupe::{
 };
 use protocol::Tag;
 
-use super::{pending::MsgId, Outcome, Router, Stored};
+use super::{links::Datanodes, pending::MsgId, Outcome, Router, Stored};
 
 /// A ledger buffer grown past this (a flood's pass) is not kept.
 const LEDGER_KEEP: usize = 1 << 20;
@@ -57,8 +57,50 @@ const LEDGER_KEEP: usize = 1 << 20;
 #[derive(Debug)]
 pub(super) enum Known {
     InFlight { waiters: Vec<MsgId> },
-    Stored(Arc<str>),
+    Stored(Node),
     MayHold(Arc<str>),
+}
+
+/// A datanode as the dedupe state names it: by its place in the datanode
+/// table, which keeps every name for the life of the headnode, or by name
+/// while only the sidecar knows it (read back after a restart, before
+/// that datanode registered).
+///
+/// An index, not a shared name: a message held, confirmed and forgotten
+/// would otherwise count the name's references up and down several times,
+/// and those atomic operations were most of what its bookkeeping cost in
+/// time (docs/PERFORMANCE.md, "Tagged messages beside plain", step 14).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Node {
+    At(usize),
+    Named(Arc<str>),
+}
+
+impl Node {
+    /// Its index in `datanodes`, if it is there.
+    pub(super) fn index(&self, datanodes: &Datanodes) -> Option<usize> {
+        match self {
+            Node::At(index) => Some(*index),
+            Node::Named(name) => datanodes.find(name),
+        }
+    }
+
+    /// Its name.
+    pub(super) fn name(&self, datanodes: &Datanodes) -> Arc<str> {
+        match self {
+            Node::At(index) => Arc::clone(&datanodes.get(*index).name),
+            Node::Named(name) => Arc::clone(name),
+        }
+    }
+
+    /// `node` as one of `datanodes` (by index, `at` tried first), or by name.
+    fn of(node: &Arc<str>, at: Option<usize>, datanodes: &Datanodes) -> Node {
+        let listed = at.filter(|&index| Arc::ptr_eq(&datanodes.get(index).name, node));
+        match listed.or_else(|| datanodes.find(node)) {
+            Some(index) => Node::At(index),
+            None => Node::Named(Arc::clone(node)),
+        }
+    }
 }
 
 /// The windows of every client, and the ledger to write.
@@ -80,7 +122,7 @@ impl Tagged {
 /// What to do with a tagged message just submitted.
 pub(super) enum Admit {
     /// Place it (with the holder it may have from before a restart).
-    Place(Option<Arc<str>>),
+    Place(Option<Node>),
     /// Its twin is in flight: it waits for that one's outcome.
     Wait,
     /// Stored on this datanode already: answer it again.
@@ -99,7 +141,7 @@ impl<T> Router<T> {
                     continue;
                 };
                 let known = match entry.kind {
-                    Kind::Stored => Known::Stored(node.into()),
+                    Kind::Stored => Known::Stored(Node::Named(node.into())),
                     Kind::Sent => Known::MayHold(node.into()),
                 };
                 self.seen.windows.insert(client, seq, known, now);
@@ -146,21 +188,28 @@ impl<T> Router<T> {
                     *known = Known::InFlight {
                         waiters: Vec::new(),
                     };
-                    Admit::Place(Some(node))
+                    Admit::Place(Some(Node::Named(node)))
                 }
-                Known::Stored(node) => Admit::Again(Arc::clone(node)),
+                Known::Stored(node) => Admit::Again(node.name(&self.datanodes)),
             },
             Seen::Acknowledged => Admit::Refuse(::dedupe::store::acknowledged(tag)),
         }
     }
 
     /// Tagged message `tag` got `outcome`: remembered (or forgotten, on an
-    /// error); returns the copies that waited for it.
-    pub(super) fn remember(&mut self, tag: &Tag, outcome: &Outcome) -> Vec<MsgId> {
+    /// error); returns the copies that waited for it. `holder` is where it
+    /// was last sent, most often the datanode that confirmed it.
+    pub(super) fn remember(
+        &mut self,
+        tag: &Tag,
+        holder: Option<Node>,
+        outcome: &Outcome,
+    ) -> Vec<MsgId> {
         let was = match outcome {
             Ok(stored) => {
                 self.seen.ledger.push(Kind::Stored, tag, Some(&stored.node));
-                let stored = Known::Stored(Arc::clone(&stored.node));
+                let at = holder.and_then(|holder| holder.index(&self.datanodes));
+                let stored = Known::Stored(Node::of(&stored.node, at, &self.datanodes));
                 self.seen
                     .windows
                     .get_mut(&tag.client, tag.seq)

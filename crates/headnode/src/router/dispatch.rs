@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Instant};
 
 use protocol::{ErrorCode, ErrorReply, Tag};
 
-use super::{pending::MsgId, shutting_down, Action, LinkId, Outcome, Router, Stored};
+use super::{dedupe::Node, pending::MsgId, shutting_down, Action, LinkId, Outcome, Router, Stored};
 use crate::placement::Candidate;
 
 impl<T> Router<T> {
@@ -35,7 +35,7 @@ impl<T> Router<T> {
     pub(super) fn dispatch_with(
         &mut self,
         id: MsgId,
-        tagged: Option<(Tag, Option<Arc<str>>)>,
+        tagged: Option<(Tag, Option<Node>)>,
         now: Instant,
         deadline: Instant,
     ) {
@@ -52,10 +52,12 @@ impl<T> Router<T> {
         }
         self.candidates.clear();
         let mut any_active = false;
-        if let Some(holder) = &msg.holder {
-            // A tagged message goes back to the datanode that may hold it
-            // (see dedupe.rs), unless that one refused it: then it has none.
-            let refused = self.datanodes.find(holder).is_some_and(|index| {
+        // A tagged message goes back to the datanode that may hold it (see
+        // dedupe.rs), unless that one refused it: then it has none.
+        let mut holder = None;
+        if let Some(node) = &msg.holder {
+            let index = node.index(&self.datanodes);
+            let refused = index.is_some_and(|index| {
                 let node = self.datanodes.get(index);
                 node.link
                     .as_ref()
@@ -63,12 +65,12 @@ impl<T> Router<T> {
             });
             if refused {
                 msg.holder = None;
-            } else if self
-                .datanodes
-                .find(holder)
-                .and_then(|i| self.datanodes.get(i).serving())
-                .is_none()
+            } else if let Some(index) = index.filter(|&i| self.datanodes.get(i).serving().is_some())
             {
+                // Registered by now: known by its place from here on.
+                msg.holder = Some(Node::At(index));
+                holder = Some(index);
+            } else {
                 self.pending.park(id, deadline);
                 return;
             }
@@ -78,11 +80,7 @@ impl<T> Router<T> {
                 continue;
             };
             any_active = true;
-            if msg
-                .holder
-                .as_ref()
-                .is_some_and(|holder| *holder != node.name)
-            {
+            if holder.is_some_and(|holder| holder != index) {
                 continue;
             }
             if !msg.refused.contains(&link.id) {
@@ -110,7 +108,6 @@ impl<T> Router<T> {
             }
             return;
         };
-        let name = std::sync::Arc::clone(&self.datanodes.get(index).name);
         let link = self
             .datanodes
             .serving_mut(index)
@@ -119,9 +116,9 @@ impl<T> Router<T> {
         msg.on = Some(link.id);
         if let Some(tag) = &msg.tag {
             // Recorded unless it already held it (sent again to its holder).
-            if msg.holder.as_ref() != Some(&name) {
-                self.seen.record_sent(tag, &name);
-                msg.holder = Some(name);
+            if holder != Some(index) {
+                self.seen.record_sent(tag, &self.datanodes.get(index).name);
+                msg.holder = Some(Node::At(index));
             }
         }
     }
@@ -135,6 +132,7 @@ impl<T> Router<T> {
         let Some(holder) = msg.holder.take() else {
             return false;
         };
+        let holder = holder.name(&self.datanodes);
         self.abandoned += 1;
         tracing::warn!(
             %holder,
@@ -181,11 +179,12 @@ impl<T> Router<T> {
     /// Records the outcome of message `id`, and of the copies of it that
     /// waited for it (see dedupe.rs); emits each batch when complete.
     pub(super) fn settle(&mut self, id: MsgId, outcome: Outcome) {
-        let tag = self.pending.get_mut(id).and_then(|msg| msg.tag.take());
-        let Some(tag) = tag else {
+        let tagged =
+            (self.pending.get_mut(id)).and_then(|msg| Some((msg.tag.take()?, msg.holder.take())));
+        let Some((tag, holder)) = tagged else {
             return self.settle_one(id, outcome);
         };
-        let copies = self.remember(&tag, &outcome);
+        let copies = self.remember(&tag, holder, &outcome);
         if copies.is_empty() {
             // Most messages: no copy waits, nothing to clone.
             return self.settle_one(id, outcome);

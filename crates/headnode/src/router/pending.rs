@@ -16,7 +16,7 @@
 //! deadline, in the order it was parked; the router places it when a
 //! datanode becomes active, or answers it `ERR UNAVAILABLE` at the deadline.
 
-use std::{collections::VecDeque, sync::Arc, time::Instant};
+use std::{collections::VecDeque, time::Instant};
 
 use protocol::{sentences, ErrorReply, Tag};
 
@@ -44,7 +44,7 @@ pub(super) struct Msg {
     pub tag: Option<Tag>,
     /// The datanode that may hold it, once a tagged message was sent (see
     /// `dedupe.rs`).
-    pub holder: Option<Arc<str>>,
+    pub holder: Option<super::dedupe::Node>,
 }
 
 #[derive(Debug)]
